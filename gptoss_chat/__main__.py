@@ -1,0 +1,3 @@
+from gptoss_chat.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the gptoss-chat CLI, one module each (see cli.SUBCOMMANDS)."""

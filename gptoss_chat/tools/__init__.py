@@ -1,0 +1,1 @@
+"""Tools the model can call: browser, python, apply_patch, behind one interface (base.py)."""

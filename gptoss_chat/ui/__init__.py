@@ -1,0 +1,1 @@
+"""Textual user interface: a thin client of the conversation core."""
