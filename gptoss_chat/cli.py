@@ -95,9 +95,7 @@ def build_chat_parser() -> argparse.ArgumentParser:
     tools.add_argument(
         "--workspace", metavar="DIR", help="root that apply_patch may edit (default: cwd)"
     )
-    tools.add_argument(
-        "--yes", action="store_true", help="one-shot mode: approve every tool call"
-    )
+    tools.add_argument("--yes", action="store_true", help="one-shot mode: approve every tool call")
     ui = parser.add_argument_group("interface")
     ui.add_argument("--plain", action="store_true", help="line-based REPL instead of the TUI")
     ui.add_argument("--raw", action="store_true", help="print the raw Harmony token stream")
