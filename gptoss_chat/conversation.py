@@ -61,6 +61,7 @@ from gptoss_chat.tools.base import (
 
 Approver = Callable[[Proposal], Awaitable[Decision]]
 RawTokenListener = Callable[[list[int]], None]
+EventListener = Callable[["ChatSession", Event], None]
 
 _EFFORTS = {
     "low": ReasoningEffort.LOW,
@@ -158,6 +159,8 @@ class ChatSession:
         self.start_date = (today or dt.date.today()).isoformat()
         self.entries: list[Entry] = []
         self.raw_listener: RawTokenListener | None = None
+        self.listeners: list[EventListener] = []
+        """Called with every event of every turn, whoever drives the session (persistence)."""
         self.context_used = 0
         """Tokens in the last prompt plus what the model generated for it."""
         self._allowed_for_session: set[str] = set()
@@ -253,23 +256,41 @@ class ChatSession:
 
     async def send(self, text: str) -> AsyncIterator[Event]:
         """Add the user's message and run the model until it answers."""
-        yield self.add_message(Message.from_role_and_content(Role.USER, text))
-        async for event in self.run_turn():
+        async for event in self._observed(self._send(text)):
             yield event
 
     async def retry(self) -> AsyncIterator[Event]:
         """Drop everything after the last user message and answer it again."""
+        async for event in self._observed(self._retry()):
+            yield event
+
+    async def run_turn(self) -> AsyncIterator[Event]:
+        """Let the model speak on the conversation as it stands (e.g. after a resume)."""
+        async for event in self._observed(self._run_turn()):
+            yield event
+
+    async def _observed(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        async for event in events:
+            for listener in self.listeners:
+                listener(self, event)
+            yield event
+
+    async def _send(self, text: str) -> AsyncIterator[Event]:
+        yield self.add_message(Message.from_role_and_content(Role.USER, text))
+        async for event in self._run_turn():
+            yield event
+
+    async def _retry(self) -> AsyncIterator[Event]:
         index = self.last_user_index()
         if index is None:
             yield ErrorEvent("nothing to retry: no message from you yet")
             yield TurnDone("", error="nothing to retry")
             return
         del self.entries[index + 1 :]
-        async for event in self.run_turn():
+        async for event in self._run_turn():
             yield event
 
-    async def run_turn(self) -> AsyncIterator[Event]:
-        """Generate, run tools and generate again until the model answers or stops."""
+    async def _run_turn(self) -> AsyncIterator[Event]:
         cancel = CancelToken()
         self._cancel = cancel
         try:

@@ -348,3 +348,11 @@ async def test_reasoning_change_applies_to_next_turn(encoding, script):
     await collect(session.send("two"))
     first, second = (encoding.decode(p) for p in session.generator.prompts)
     assert "Reasoning: medium" in first and "Reasoning: low" in second
+
+
+async def test_listeners_see_every_event(encoding, script):
+    session = make_session(encoding, [script(ANSWER)])
+    seen = []
+    session.listeners.append(lambda s, event: seen.append(event))
+    events = await collect(session.send("hi"))
+    assert seen == events
