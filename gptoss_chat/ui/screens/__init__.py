@@ -1,0 +1,1 @@
+"""Modal screens, each with a typed result."""

@@ -1,0 +1,118 @@
+"""Carries out a slash command typed in the prompt (parsing lives in slash_commands.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gptoss_chat.export_markdown import conversation_markdown
+from gptoss_chat.ui.screens.system_prompt_modal import SystemPromptModal
+from gptoss_chat.ui.slash_commands import ParsedCommand, SlashCommandError, parse_command
+
+if TYPE_CHECKING:
+    from gptoss_chat.ui.app import GptossChatApp
+
+
+class SlashRunner:
+    def __init__(self, app: GptossChatApp) -> None:
+        self.app = app
+        self.screen = app.chat_screen
+
+    def warn(self, text: str) -> None:
+        self.app.notify(text, severity="warning", timeout=6)
+
+    async def run(self, text: str) -> None:
+        try:
+            command = parse_command(text)
+        except SlashCommandError as exc:
+            self.warn(str(exc))
+            return
+        handler = getattr(self, f"cmd_{command.name}")
+        await handler(command)
+
+    async def cmd_reasoning(self, command: ParsedCommand) -> None:
+        settings = self.app.options.settings
+        self.app.set_reasoning(command.argument.lower() or settings.next_reasoning())
+
+    async def cmd_tools(self, command: ParsedCommand) -> None:
+        tools = self.app.tools
+        words = command.argument.split()
+        if not words:
+            listing = ", ".join(
+                f"{name} {'on' if name in tools.enabled else 'off'}" for name in tools.tools
+            )
+            self.app.notify(f"Tools: {listing or 'none available'}", timeout=6)
+            return
+        if len(words) > 2 or (len(words) == 2 and words[1] not in ("on", "off")):
+            self.warn("usage: /tools [NAME [on|off]]")
+            return
+        on = None if len(words) == 1 else words[1] == "on"
+        self.app.toggle_tool(words[0], on)
+
+    async def cmd_system(self, command: ParsedCommand) -> None:
+        settings = self.app.options.settings
+        if command.argument:
+            self._set_system(command.argument)
+            return
+
+        def edited(text: str | None) -> None:
+            if text is not None:
+                self._set_system(text)
+
+        self.app.push_screen(SystemPromptModal(settings.developer_message), edited)
+
+    def _set_system(self, text: str) -> None:
+        self.app.options.settings.developer_message = text
+        note = "cleared" if not text else "set"
+        self.app.notify(f"Developer instructions {note}; they apply from the next turn")
+
+    async def cmd_clear(self, command: ParsedCommand) -> None:
+        session = self.app.session
+        if session is not None and session.busy:
+            session.cancel()
+        await self.screen.cancel_turn()
+        if session is not None:
+            session.clear()
+        await self.screen.clear_conversation()
+        self.app.notify("New conversation", timeout=3)
+
+    async def cmd_retry(self, command: ParsedCommand) -> None:
+        await self.screen.regenerate()
+
+    async def cmd_undo(self, command: ParsedCommand) -> None:
+        tool = self.app.tools.tools.get("apply_patch")
+        undo = getattr(tool, "undo", None)
+        if not callable(undo):
+            self.warn("/undo needs the apply_patch tool, which is not available")
+            return
+        try:
+            report = await asyncio.to_thread(undo)
+        except Exception as exc:  # PatchError and disk errors: say why, change nothing
+            self.warn(f"Cannot undo: {exc}")
+            return
+        self.app.notify(str(report), title="Undone", timeout=8)
+
+    async def cmd_export(self, command: ParsedCommand) -> None:
+        session = self.app.session
+        if session is None or not session.entries:
+            self.warn("Nothing to export yet")
+            return
+        path = Path(command.argument).expanduser() if command.argument else self.app.export_path()
+        if not path.is_absolute():
+            path = self.app.options.workspace / path
+        text = conversation_markdown(session)
+        try:
+            await asyncio.to_thread(_write_new_text, path, text)
+        except OSError as exc:
+            self.warn(f"Cannot write {path}: {exc.strerror or exc}")
+            return
+        self.app.notify(f"Exported the conversation to {path}", timeout=8)
+
+    async def cmd_help(self, command: ParsedCommand) -> None:
+        self.app.show_help()
+
+
+def _write_new_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
