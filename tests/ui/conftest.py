@@ -72,9 +72,8 @@ class EchoPythonTool(Tool):
         self.runs: list[str] = []
 
     def propose(self, call: ToolCall) -> Proposal:
-        return Proposal(
-            self.name, call, "Run Python code", call.arguments, preview_kind="code", language="python"
-        )
+        title = "Run Python code"
+        return Proposal(self.name, call, title, call.arguments, "code", language="python")
 
     def run(self, proposal: Proposal) -> ToolResult:
         self.runs.append(proposal.preview)
@@ -166,8 +165,10 @@ def make_test_app(tmp_path: Path) -> Callable[..., GptossChatApp]:
 
     def factory(session: ChatSession | None = None, **kwargs) -> GptossChatApp:
         settings = session.settings if session is not None else ChatSettings()
-        options = LaunchOptions(settings=settings, workspace=tmp_path, theme=kwargs.pop("theme", None))
-        return make_app(options, session=session, history_path=tmp_path / "history.jsonl", **kwargs)
+        theme = kwargs.pop("theme", None)
+        options = LaunchOptions(settings=settings, workspace=tmp_path, theme=theme)
+        history = kwargs.pop("history_path", tmp_path / "history.jsonl")
+        return make_app(options, session=session, history_path=history, **kwargs)
 
     return factory
 
