@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from openai_harmony import HarmonyEncoding
+from openai_harmony import HarmonyEncoding, ToolDescription, ToolNamespaceConfig
 
 from gptoss_chat.conversation import ChatSession
 from gptoss_chat.factory import LaunchOptions
@@ -71,6 +71,9 @@ class EchoPythonTool(Tool):
     def __init__(self) -> None:
         self.runs: list[str] = []
 
+    def system_config(self) -> ToolNamespaceConfig:
+        return ToolNamespaceConfig.python()
+
     def propose(self, call: ToolCall) -> Proposal:
         title = "Run Python code"
         return Proposal(self.name, call, title, call.arguments, "code", language="python")
@@ -92,6 +95,10 @@ class FixedPatchTool(Tool):
     @property
     def recipient_prefix(self) -> str:
         return "functions.apply_patch"
+
+    def function_descriptions(self) -> list[ToolDescription]:
+        schema = {"type": "string", "description": "the patch"}
+        return [ToolDescription.new("apply_patch", "Edit files.", parameters=schema)]
 
     def propose(self, call: ToolCall) -> Proposal:
         return Proposal(
@@ -132,7 +139,7 @@ class GatedReplay(ReplayGenerator):
                     self.paused.set()
                     while not self.gate.wait(0.01):
                         if cancel is not None and cancel.cancelled:
-                            return
+                            break  # the replay sees the cancel on its next token
                 yield token
 
         return gated()
@@ -177,3 +184,32 @@ async def type_text(pilot, text: str) -> None:
     """Type into the focused prompt the way a user would (one key per character)."""
     keys = ["space" if ch == " " else ch for ch in text]
     await pilot.press(*keys)
+
+
+async def wait_until(pilot, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll `predicate` between frames; the turn runs in a worker and a thread, so events
+    land at times no single pause can promise."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {predicate}")
+        await pilot.pause(0.02)
+
+
+async def submit(pilot, text: str) -> None:
+    """Put `text` in the prompt and press Enter, as a paste followed by Enter would."""
+    from gptoss_chat.ui.widgets.prompt_input import PromptInput
+
+    prompt = pilot.app.query_one(PromptInput)
+    prompt.focus()
+    prompt.load_text(text)
+    await pilot.press("enter")
+
+
+async def finish_turn(pilot) -> None:
+    """Wait until the turn worker is done and the screen has caught up."""
+    await wait_until(pilot, lambda: not pilot.app.chat_screen.busy)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
