@@ -116,9 +116,15 @@ class GptossChatApp(App[int]):
     def on_mount(self) -> None:
         for notice in self._startup_notices:
             self.notify(notice, title="Theme", severity="warning", timeout=8)
-        if self.session is None:
-            self.query_one(StatusBar).load_fraction = 0.0
-            self.load_model_in_background()
+
+    def start_loading(self) -> None:
+        """Called by the chat screen once it is mounted, so progress has a bar to land on."""
+        self.status_bar.load_fraction = 0.0
+        self.load_model_in_background()
+
+    @property
+    def status_bar(self) -> StatusBar:
+        return self.chat_screen.query_one(StatusBar)
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_model_in_background(self) -> None:
@@ -142,7 +148,7 @@ class GptossChatApp(App[int]):
 
     @on(ModelLoadProgressed)
     def _load_progressed(self, message: ModelLoadProgressed) -> None:
-        bar = self.query_one(StatusBar)
+        bar = self.status_bar
         bar.load_fraction = max(0.0, min(1.0, message.fraction))
         bar.state = message.description
 
@@ -155,13 +161,13 @@ class GptossChatApp(App[int]):
             approver=self.approve,
             tools=self.tools,
         )
-        self.query_one(StatusBar).load_fraction = None
+        self.status_bar.load_fraction = None
         self.chat_screen.refresh_status("")
         self.chat_screen.process_queue()
 
     @on(ModelLoadFailed)
     def _load_failed(self, message: ModelLoadFailed) -> None:
-        bar = self.query_one(StatusBar)
+        bar = self.status_bar
         bar.load_fraction = None
         bar.model_name = "no model"
         bar.state = "model failed to load"

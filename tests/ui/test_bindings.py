@@ -7,8 +7,8 @@ from gptoss_chat.ui.screens.help_modal import HelpModal
 from gptoss_chat.ui.widgets.status_bar import StatusBar
 from gptoss_chat.ui.widgets.turn_view import TurnView
 from tests.ui.conftest import (
-    ANSWER,
     AFTER_TOOL,
+    ANSWER,
     PYTHON_CALL,
     EchoPythonTool,
     FixedPatchTool,
@@ -127,7 +127,8 @@ async def test_stop_mid_stream_with_escape(encoding, make_test_app):
     async with app.run_test(size=SIZE) as pilot:
         await submit(pilot, "hi")
         await wait_until(pilot, generator.paused.is_set)
-        await wait_until(pilot, lambda: "greet" in app.query_one(TurnView).analysis.markdown.full_text)
+        analysis = app.query_one(TurnView).analysis.markdown
+        await wait_until(pilot, lambda: "greet" in analysis.full_text)
         assert app.chat_screen.busy
         await pilot.press("escape")
         await finish_turn(pilot)

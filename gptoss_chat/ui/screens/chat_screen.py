@@ -112,6 +112,8 @@ class ChatScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one(PromptInput).focus()
         self.refresh_status()
+        if self.chat_app.session is None:
+            self.chat_app.start_loading()
 
     # -- status ----------------------------------------------------------------------------------
 
