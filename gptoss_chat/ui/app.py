@@ -60,7 +60,13 @@ class GptossChatApp(App[int]):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
-            "ctrl+q", "quit", "Quit", id="app.quit", tooltip="Leave gptoss-chat", priority=True
+            "ctrl+q",
+            "quit",
+            "Quit",
+            id="app.quit",
+            tooltip="Leave gptoss-chat",
+            priority=True,
+            show=False,
         ),
     ]
 

@@ -134,7 +134,7 @@ class ChatScreen(Screen[None]):
 
     def show_turn_stats(self, done: TurnDone) -> None:
         bar = self.query_one(StatusBar)
-        if done.stats:
+        if sum(s.generated_tokens for s in done.stats):
             bar.time_to_first_token = done.stats[0].time_to_first_token
             rate = done.stats[-1].decode_tokens_per_second
             bar.tokens_per_second = rate or None

@@ -150,9 +150,9 @@ def turn_summary(done: TurnDone) -> str:
     parts: list[str] = []
     if done.interrupted and done.error is None:
         parts.append("■ stopped")
-    if done.stats:
+    tokens = sum(s.generated_tokens for s in done.stats)
+    if tokens:
         first = done.stats[0]
-        tokens = sum(s.generated_tokens for s in done.stats)
         rate = done.stats[-1].decode_tokens_per_second
         parts.append(f"{first.time_to_first_token:.2f} s to first token")
         if rate:
