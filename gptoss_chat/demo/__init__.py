@@ -2,4 +2,4 @@
 
 from pathlib import Path
 
-DEMO_REPLAY = Path(__file__).with_name("demo.json")
+DEMO_REPLAY = Path(__file__).with_name("replay.json")
