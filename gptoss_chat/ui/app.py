@@ -1,5 +1,9 @@
 """The Textual app: a thin client of ChatSession.
 
+The first frame must come fast (benchmarks/tui.py): what only a turn or a modal needs
+(Markdown, pygments, the modal screens, the tools with their SDKs) is imported or built where
+it is first used, and the model loads in a worker thread.
+
 `make_app` is the one factory the CLI (`run_app`) and the tests share; tests pass a ready
 `session` (with a ReplayGenerator), the CLI lets the app load the model in a worker thread while
 the screen is already usable.
@@ -22,6 +26,7 @@ from textual.screen import Screen
 
 from gptoss_chat.conversation import ChatSession
 from gptoss_chat.factory import (
+    TOOL_NAMES,
     LaunchOptions,
     load_encoding_for,
     load_generator,
@@ -33,13 +38,8 @@ from gptoss_chat.settings import REASONING_EFFORTS
 from gptoss_chat.tools.base import Decision, Proposal, ToolRegistry
 from gptoss_chat.ui.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgressed
 from gptoss_chat.ui.prompt_history import PromptHistory
-from gptoss_chat.ui.screens.approval_modal import ApprovalModal
 from gptoss_chat.ui.screens.chat_screen import ChatScreen
-from gptoss_chat.ui.screens.decision_modal import DecisionModal
-from gptoss_chat.ui.screens.help_modal import HelpModal
-from gptoss_chat.ui.screens.patch_review_modal import PatchReviewModal
 from gptoss_chat.ui.slash_commands import SLASH_COMMANDS
-from gptoss_chat.ui.slash_runner import SlashRunner
 from gptoss_chat.ui.themes import BUNDLED_THEMES_DIR, DEFAULT_THEME, load_themes
 from gptoss_chat.ui.widgets.status_bar import StatusBar
 
@@ -55,7 +55,8 @@ def default_history_path() -> Path:
 
 
 class GptossChatApp(App[int]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    """Absolute, so subclasses defined elsewhere (benchmarks, tests) find it too."""
     TITLE = "gptoss-chat"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -85,7 +86,8 @@ class GptossChatApp(App[int]):
         self.options = options
         self.session: ChatSession | None = session
         """None until the model has loaded; then the conversation."""
-        self.tools: ToolRegistry = session.tools if session is not None else make_tools(options)
+        self.tools: ToolRegistry | None = session.tools if session is not None else None
+        """None while the model loads; until then the tool keys edit `options.tools_enabled`."""
         self.history = PromptHistory(history_path)
         self._load_encoding = load_encoding
         self._load_model = load_model
@@ -144,13 +146,14 @@ class GptossChatApp(App[int]):
             encoding = self._load_encoding(self.options)
             progress(0.05, "loading the model")
             generator = self._load_model(self.options, encoding, progress)
+            tools = make_tools(self.options)
         except GeneratorError as exc:
             self.post_message(ModelLoadFailed(str(exc)))
             return
         except Exception as exc:  # any loader failure is shown, never a traceback
             self.post_message(ModelLoadFailed(f"{type(exc).__name__}: {exc}"))
             return
-        self.post_message(ModelLoaded(encoding, generator))
+        self.post_message(ModelLoaded(encoding, generator, tools))
 
     @on(ModelLoadProgressed)
     def _load_progressed(self, message: ModelLoadProgressed) -> None:
@@ -160,12 +163,21 @@ class GptossChatApp(App[int]):
 
     @on(ModelLoaded)
     def _model_loaded(self, message: ModelLoaded) -> None:
+        tools = message.tools
+        for name in tools.tools:  # keys pressed while loading win over the command line
+            tools.set_enabled(name, name in self.options.tools_enabled)
+        missing = sorted(self.options.tools_enabled - set(tools.tools))
+        if missing:
+            self.notify(
+                f"Not available in this build: {', '.join(missing)}", severity="warning", timeout=8
+            )
+        self.tools = tools
         self.session = make_session(
             self.options,
             encoding=message.encoding,
             generator=message.generator,
             approver=self.approve,
-            tools=self.tools,
+            tools=tools,
         )
         self.status_bar.load_fraction = None
         self.chat_screen.refresh_status("")
@@ -183,7 +195,10 @@ class GptossChatApp(App[int]):
 
     async def approve(self, proposal: Proposal) -> Decision:
         """The session's approver: show the modal and wait; the turn waits with it."""
-        modal: DecisionModal = (
+        from gptoss_chat.ui.screens.approval_modal import ApprovalModal
+        from gptoss_chat.ui.screens.patch_review_modal import PatchReviewModal
+
+        modal = (
             PatchReviewModal(proposal)
             if proposal.preview_kind == "diff"
             else ApprovalModal(proposal)
@@ -204,14 +219,24 @@ class GptossChatApp(App[int]):
 
     # -- settings the keys and commands change -------------------------------------------------
 
+    def tool_states(self) -> tuple[tuple[str, bool], ...]:
+        """(name, enabled) per tool; while loading, the tools the options ask for."""
+        if self.tools is not None:
+            return tuple((name, name in self.tools.enabled) for name in self.tools.tools)
+        return tuple((name, name in self.options.tools_enabled) for name in TOOL_NAMES)
+
     def toggle_tool(self, name: str, on: bool | None = None) -> None:
-        if name not in self.tools.tools:
+        known = self.tools.tools if self.tools is not None else TOOL_NAMES
+        if name not in known:
             self.notify(
                 f"The {name} tool is not available in this build", severity="warning", timeout=5
             )
             return
-        state = (name not in self.tools.enabled) if on is None else on
-        self.tools.set_enabled(name, state)
+        enabled = self.tools.enabled if self.tools is not None else self.options.tools_enabled
+        state = (name not in enabled) if on is None else on
+        if self.tools is not None:
+            self.tools.set_enabled(name, state)
+        (self.options.tools_enabled.add if state else self.options.tools_enabled.discard)(name)
         self.chat_screen.refresh_status()
         self.notify(f"{name} {'on' if state else 'off'} from the next turn", timeout=3)
 
@@ -226,9 +251,13 @@ class GptossChatApp(App[int]):
         self.notify(f"Reasoning effort: {effort}", timeout=3)
 
     async def run_slash_command(self, text: str) -> None:
+        from gptoss_chat.ui.slash_runner import SlashRunner
+
         await SlashRunner(self).run(text)
 
     def show_help(self) -> None:
+        from gptoss_chat.ui.screens.help_modal import HelpModal
+
         self.push_screen(HelpModal(self.key_help()))
 
     def key_help(self) -> list[tuple[str, str]]:
@@ -293,5 +322,6 @@ def run_app(options: LaunchOptions, *, keymap: Keymap | None = None) -> int:
     try:
         app.run()
     finally:
-        app.tools.close()
+        if app.tools is not None:
+            app.tools.close()
     return app.return_code or 0

@@ -8,6 +8,7 @@ from openai_harmony import HarmonyEncoding
 from textual.message import Message
 
 from gptoss_chat.generator import Generator
+from gptoss_chat.tools.base import ToolRegistry
 
 
 @dataclass
@@ -25,6 +26,8 @@ class ModelLoadProgressed(Message):
 class ModelLoaded(Message):
     encoding: HarmonyEncoding
     generator: Generator
+    tools: ToolRegistry
+    """Built in the loader thread too: tool modules pull in SDKs (docker, HTTP clients)."""
 
 
 @dataclass

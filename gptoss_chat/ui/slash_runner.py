@@ -36,12 +36,10 @@ class SlashRunner:
         self.app.set_reasoning(command.argument.lower() or settings.next_reasoning())
 
     async def cmd_tools(self, command: ParsedCommand) -> None:
-        tools = self.app.tools
         words = command.argument.split()
         if not words:
-            listing = ", ".join(
-                f"{name} {'on' if name in tools.enabled else 'off'}" for name in tools.tools
-            )
+            states = self.app.tool_states()
+            listing = ", ".join(f"{name} {'on' if on else 'off'}" for name, on in states)
             self.app.notify(f"Tools: {listing or 'none available'}", timeout=6)
             return
         if len(words) > 2 or (len(words) == 2 and words[1] not in ("on", "off")):
@@ -81,6 +79,9 @@ class SlashRunner:
         await self.screen.regenerate()
 
     async def cmd_undo(self, command: ParsedCommand) -> None:
+        if self.app.tools is None:
+            self.warn("The model is still loading")
+            return
         tool = self.app.tools.tools.get("apply_patch")
         undo = getattr(tool, "undo", None)
         if not callable(undo):

@@ -17,11 +17,9 @@ from textual.worker import WorkerCancelled, WorkerFailed
 
 from gptoss_chat.events import Event, TurnDone
 from gptoss_chat.ui import slash_commands
-from gptoss_chat.ui.turn_driver import TurnDriver
 from gptoss_chat.ui.widgets.chat_log import ChatLog, UserMessage
 from gptoss_chat.ui.widgets.prompt_input import PromptInput
 from gptoss_chat.ui.widgets.status_bar import StatusBar
-from gptoss_chat.ui.widgets.turn_view import TurnView
 
 if TYPE_CHECKING:
     from gptoss_chat.ui.app import GptossChatApp
@@ -122,7 +120,7 @@ class ChatScreen(Screen[None]):
         bar = self.query_one(StatusBar)
         session = app.session
         bar.reasoning = app.options.settings.reasoning
-        bar.tools = tuple((name, name in app.tools.enabled) for name in app.tools.tools)
+        bar.tools = app.tool_states()
         if session is not None:
             bar.model_name = getattr(session.generator, "name", "model")
             bar.context_max = getattr(session.generator, "context_length", 0)
@@ -199,6 +197,8 @@ class ChatScreen(Screen[None]):
     @work(exclusive=True, group="turn", exit_on_error=False)
     async def run_turn(self, events: AsyncIterator[Event]) -> None:
         """The one consumer of core events. Never raises: errors become notices."""
+        from gptoss_chat.ui.turn_driver import TurnDriver
+
         log = self.query_one(ChatLog)
         turn = await log.add_turn(analysis_collapsed=self.analysis_collapsed)
         driver = TurnDriver(
@@ -245,7 +245,7 @@ class ChatScreen(Screen[None]):
 
     def action_toggle_analysis(self) -> None:
         self.analysis_collapsed = not self.analysis_collapsed
-        for turn in self.query(TurnView):
+        for turn in self.query_one(ChatLog).turns():
             turn.set_analysis_collapsed(self.analysis_collapsed)
 
     async def action_regenerate(self) -> None:

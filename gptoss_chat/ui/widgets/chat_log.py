@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from gptoss_chat.ui.widgets.turn_view import TurnView
+if TYPE_CHECKING:
+    from gptoss_chat.ui.widgets.turn_view import TurnView
 
 
 class UserMessage(Static):
@@ -31,6 +34,9 @@ class ChatLog(VerticalScroll, can_focus=False):
         return message
 
     async def add_turn(self, *, analysis_collapsed: bool) -> TurnView:
+        # Markdown (markdown-it) loads with the first turn, not before the first frame.
+        from gptoss_chat.ui.widgets.turn_view import TurnView
+
         turn = TurnView(analysis_collapsed=analysis_collapsed)
         await self.mount(turn)
         self.anchor()
@@ -41,7 +47,7 @@ class ChatLog(VerticalScroll, can_focus=False):
         await self.mount(Static(text, markup=False, classes=classes))
 
     def turns(self) -> list[TurnView]:
-        return list(self.query(TurnView))
+        return list(self.query(".turn").results())
 
     async def clear(self) -> None:
         await self.remove_children()

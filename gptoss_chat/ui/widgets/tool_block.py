@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from rich.syntax import Syntax
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.widgets import Collapsible, Static
+
+if TYPE_CHECKING:
+    from rich.syntax import Syntax
 
 from gptoss_chat.tools.base import Decision, Proposal, ToolResult
 
@@ -88,6 +92,8 @@ class ToolBlock(Collapsible):
 
 def proposal_renderable(proposal: Proposal) -> Syntax | Text:
     """Code highlighted in its language, a diff coloured, a URL or query as plain text."""
+    from rich.syntax import Syntax  # pygments: imported on first use, not before first paint
+
     if proposal.preview_kind == "code":
         return Syntax(
             proposal.preview,

@@ -1,0 +1,287 @@
+"""TUI benchmarks: first paint and streaming throughput. Prints one JSON object per line.
+
+    PYTHONPATH=. python benchmarks/tui.py            # both
+    PYTHONPATH=. python benchmarks/tui.py --only stream --tokens 20000
+
+first_paint: the real command (`python -m gptoss_chat --backend replay …`) started in tmux,
+timed until its status bar is on the screen (capture-pane polled every 10 ms). The model is not
+waited for: the screen must paint while it loads. A second figure, first_paint_probe, runs the
+same imports and app in tmux and records, at the app's first refresh, the wall time since the
+process was spawned and the CPU time the process used: on a shared machine the CPU figure is
+the one that does not depend on what the neighbours are doing.
+
+stream: a headless app (Textual's run_test) answers one message from a ReplayGenerator without
+delay: a long analysis and a long Markdown answer. Counted from Enter to the turn's end with
+every buffered delta written into the analysis and answer panes; tokens/s is over both panes.
+The generator thread, the Harmony parser and the core's events are inside the measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ANALYSIS_PARAGRAPH = (
+    "The user wants to know how the cache behaves when the working set grows past memory. "
+    "I should check the eviction order first, then what happens to dirty pages, and whether "
+    "the write-back thread can keep up with {n} concurrent writers. Let me reason step by step "
+    "about the numbers: pages are 4 KiB, the cache holds 2^{n} of them, and a miss costs one "
+    "read. "
+)
+ANSWER_SECTION = """## Part {n}
+
+The cache evicts the **least recently used** page first. With `{n}` writers:
+
+- dirty pages are written back before eviction;
+- a miss costs one read of `4 KiB`;
+- the write-back thread batches up to {n} pages.
+
+```python
+def hit_rate(hits: int, misses: int) -> float:
+    return hits / max(1, hits + misses)  # part {n}
+```
+
+"""
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    return f"{platform.node()} · {platform.processor() or platform.machine()} · {cpus} cores"
+
+
+def emit(record: dict) -> None:
+    record.setdefault("date", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    record.setdefault("machine", machine())
+    print(json.dumps(record), flush=True)
+
+
+# -- first paint --------------------------------------------------------------------------------
+
+
+def first_paint(repeats: int) -> None:
+    if shutil.which("tmux") is None:
+        emit({"bench": "tui_first_paint", "skipped": "tmux is not installed"})
+        return
+    replay = ROOT / "gptoss_chat" / "demo" / "replay.json"
+    command = f"{sys.executable} -m gptoss_chat --backend replay {replay}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    times: list[float] = []
+    with tempfile.TemporaryDirectory() as home:
+        env["XDG_DATA_HOME"] = home
+        for _ in range(repeats):
+            name = f"gptoss-bench-{uuid.uuid4().hex[:8]}"
+            start = time.perf_counter()
+            started = subprocess.run(
+                ["tmux", "new-session", "-d", "-s", name, "-x", "140", "-y", "40", command],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if started.returncode:
+                raise RuntimeError(f"tmux failed: {started.stderr.strip()}")
+            try:
+                while True:
+                    screen = subprocess.run(
+                        ["tmux", "capture-pane", "-p", "-t", name],
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    ).stdout
+                    if "reasoning medium" in screen:
+                        break
+                    if time.perf_counter() - start > 30:
+                        raise RuntimeError(f"no status bar after 30 s:\n{screen}")
+                    time.sleep(0.01)
+                times.append(time.perf_counter() - start)
+            finally:
+                subprocess.run(["tmux", "kill-session", "-t", name], check=False)
+    times.sort()
+    emit(
+        {
+            "bench": "tui_first_paint",
+            "command": command,
+            "repeats": repeats,
+            "median_s": round(times[len(times) // 2], 3),
+            "min_s": round(times[0], 3),
+            "max_s": round(times[-1], 3),
+            "load_average": os.getloadavg()[0],
+            "target_s": 1.0,
+        }
+    )
+
+
+def paint_probe_child(out: Path, spawned_at: float) -> None:
+    """Run in the tmux pane: the CLI's imports, then the app; record the first refresh."""
+    import resource
+
+    from gptoss_chat import launch  # noqa: F401 - the import chain `gptoss-chat` pays for
+    from gptoss_chat.factory import LaunchOptions
+    from gptoss_chat.ui.app import GptossChatApp
+
+    replay = ROOT / "gptoss_chat" / "demo" / "replay.json"
+    options = LaunchOptions(model_dir=str(replay), backend="replay")
+
+    class ProbeApp(GptossChatApp):
+        def on_mount(self) -> None:
+            super().on_mount()
+            self.call_after_refresh(self.painted)
+
+        def painted(self) -> None:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            record = {
+                "wall_s": time.time() - spawned_at,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+            }
+            out.write_text(json.dumps(record))
+            self.exit()
+
+    ProbeApp(options, history_path=None).run()
+
+
+def first_paint_probe(repeats: int) -> None:
+    if shutil.which("tmux") is None:
+        return
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    walls: list[float] = []
+    cpus: list[float] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for index in range(repeats):
+            out = Path(scratch) / f"paint-{index}.json"
+            name = f"gptoss-probe-{uuid.uuid4().hex[:8]}"
+            command = (
+                f"{sys.executable} {Path(__file__).resolve()} --paint-probe {out} "
+                f"--spawned-at {time.time()}"
+            )
+            subprocess.run(
+                ["tmux", "new-session", "-d", "-s", name, "-x", "140", "-y", "40", command],
+                env=env,
+                check=False,
+            )
+            deadline = time.monotonic() + 30
+            while not out.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            subprocess.run(["tmux", "kill-session", "-t", name], check=False, capture_output=True)
+            if out.exists():
+                record = json.loads(out.read_text())
+                walls.append(record["wall_s"])
+                cpus.append(record["cpu_s"])
+    walls.sort()
+    cpus.sort()
+    if not walls:
+        emit({"bench": "tui_first_paint_probe", "error": "the probe never painted"})
+        return
+    emit(
+        {
+            "bench": "tui_first_paint_probe",
+            "repeats": len(walls),
+            "median_wall_s": round(walls[len(walls) // 2], 3),
+            "median_cpu_s": round(cpus[len(cpus) // 2], 3),
+            "min_cpu_s": round(cpus[0], 3),
+            "load_average": os.getloadavg()[0],
+            "target_s": 1.0,
+        }
+    )
+
+
+# -- streaming ----------------------------------------------------------------------------------
+
+
+def long_completion(tokens: int, encoding) -> tuple[str, int, int]:
+    """Harmony text with about `tokens` tokens split evenly between analysis and answer."""
+    half = tokens // 2
+    analysis, answer = "", ""
+    n = 0
+    while len(encoding.encode(analysis)) < half:
+        n += 1
+        analysis += ANALYSIS_PARAGRAPH.format(n=n) + ("\n\n" if n % 3 == 0 else "")
+    n = 0
+    while len(encoding.encode(answer)) < half:
+        n += 1
+        answer += ANSWER_SECTION.format(n=n)
+    text = (
+        f"<|channel|>analysis<|message|>{analysis}<|end|>"
+        f"<|start|>assistant<|channel|>final<|message|>{answer}<|return|>"
+    )
+    return text, len(encoding.encode(analysis)), len(encoding.encode(answer))
+
+
+async def stream_once(encoding, text: str) -> tuple[float, int]:
+    from gptoss_chat.conversation import ChatSession
+    from gptoss_chat.factory import LaunchOptions
+    from gptoss_chat.generator import ReplayGenerator
+    from gptoss_chat.ui.app import make_app
+    from gptoss_chat.ui.widgets.prompt_input import PromptInput
+
+    script = encoding.encode(text, allowed_special="all")
+    session = ChatSession(encoding=encoding, generator=ReplayGenerator([script]))
+    app = make_app(LaunchOptions(settings=session.settings), session=session, history_path=None)
+    async with app.run_test(size=(140, 45)) as pilot:
+        prompt = app.query_one(PromptInput)
+        prompt.load_text("go")
+        start = time.perf_counter()
+        await pilot.press("enter")
+        while not session.entries or app.chat_screen.busy:
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - start
+        generated = session.generator.last_stats.generated_tokens
+    return elapsed, generated
+
+
+def stream(tokens: int, repeats: int) -> None:
+    from tests._harmony_vocab import load_encoding
+
+    encoding = load_encoding()
+    text, analysis_tokens, answer_tokens = long_completion(tokens, encoding)
+    runs = [asyncio.run(stream_once(encoding, text)) for _ in range(repeats)]
+    runs.sort()
+    elapsed, generated = runs[len(runs) // 2]
+    emit(
+        {
+            "bench": "tui_stream",
+            "tokens": generated,
+            "analysis_tokens": analysis_tokens,
+            "answer_tokens": answer_tokens,
+            "repeats": repeats,
+            "median_s": round(elapsed, 3),
+            "tokens_per_second": round(generated / elapsed),
+            "best_tokens_per_second": round(runs[0][1] / runs[0][0]),
+            "target_tokens_per_second": 5000,
+        }
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("first_paint", "stream"))
+    parser.add_argument("--tokens", type=int, default=12000, help="tokens in the streamed turn")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--paint-probe", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--spawned-at", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.paint_probe:
+        paint_probe_child(args.paint_probe, args.spawned_at)
+        return 0
+    if args.only in (None, "first_paint"):
+        first_paint(args.repeats)
+        first_paint_probe(args.repeats)
+    if args.only in (None, "stream"):
+        stream(args.tokens, args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""The real `python -m gptoss_chat --backend replay … --python` in tmux, through a tool turn.
+
+Drives the terminal as a person would (send-keys) and reads what is on screen (capture-pane):
+startup, a first answer, then a turn where the model calls python, the approval modal, `y`,
+and the final answer that used the tool's output.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from gptoss_chat.demo import DEMO_REPLAY
+from tests._harmony_vocab import ensure_vocab
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _missing_parts() -> list[str]:
+    missing = [] if shutil.which("tmux") else ["tmux"]
+    for module in ("gptoss_chat.encoding", "gptoss_chat.tools.python_tool"):
+        if importlib.util.find_spec(module) is None:
+            missing.append(module)
+    return missing
+
+
+class Pane:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def text(self) -> str:
+        result = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return result.stdout
+
+    def send(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def wait_for(self, needle: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.text()
+            if needle in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"{needle!r} never appeared; the screen was:\n{self.text()}")
+
+
+@pytest.mark.skipif(bool(_missing_parts()), reason=f"needs {', '.join(_missing_parts())}")
+def test_full_turn_with_tool_approval(tmp_path):
+    vocab_dir = Path.home() / ".cache" / "gptoss-chat-test-vocab"
+    ensure_vocab(vocab_dir)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TIKTOKEN_ENCODINGS_BASE": str(vocab_dir),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "TERM": "xterm-256color",
+    }
+    env.pop("NO_COLOR", None)
+    name = f"gptoss-e2e-{uuid.uuid4().hex[:8]}"
+    command = (
+        f"{sys.executable} -m gptoss_chat --backend replay {DEMO_REPLAY} --python "
+        f"--workspace {tmp_path}; echo EXITED-$?; sleep 30"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", name, "-x", "140", "-y", "45", command],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    pane = Pane(name)
+    try:
+        pane.wait_for("replay (replay.json)")
+        pane.send("How do I read a huge CSV in Python?", "Enter")
+        screen = pane.wait_for("tok/s ·")  # the turn's summary line
+        assert "Analysis" in screen and "Stream the file" in screen
+        pane.send("What is the 20th Fibonacci number?", "Enter")
+        screen = pane.wait_for("python wants to run")
+        assert "fib.append(fib[-1] + fib[-2])" in screen
+        pane.send("y")
+        screen = pane.wait_for("10945", timeout=120)
+        assert "⚙ python" in screen
+        pane.send("C-q")
+        assert "EXITED-0" in pane.wait_for("EXITED-")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], check=False)
