@@ -71,6 +71,19 @@ def emit(record: dict) -> None:
 # -- first paint --------------------------------------------------------------------------------
 
 
+class TmuxServer:
+    """Keeps one idle session open so the tmux server does not exit (and race the next
+    new-session) between measured runs."""
+
+    def __enter__(self) -> TmuxServer:
+        self.name = f"gptoss-bench-anchor-{uuid.uuid4().hex[:8]}"
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "sleep 900"], check=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], check=False, capture_output=True)
+
+
 def first_paint(repeats: int) -> None:
     if shutil.which("tmux") is None:
         emit({"bench": "tui_first_paint", "skipped": "tmux is not installed"})
@@ -275,9 +288,10 @@ def main() -> int:
     if args.paint_probe:
         paint_probe_child(args.paint_probe, args.spawned_at)
         return 0
-    if args.only in (None, "first_paint"):
-        first_paint(args.repeats)
-        first_paint_probe(args.repeats)
+    if args.only in (None, "first_paint") and shutil.which("tmux"):
+        with TmuxServer():
+            first_paint(args.repeats)
+            first_paint_probe(args.repeats)
     if args.only in (None, "stream"):
         stream(args.tokens, args.repeats)
     return 0
