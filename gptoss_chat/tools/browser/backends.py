@@ -315,3 +315,31 @@ class ExaBackend:
 
     def close(self) -> None:
         """exa-py opens a connection per request; nothing to release."""
+
+
+BackendName = str
+BACKEND_NAMES = ("auto", "exa", "keyless")
+
+
+def make_backend(
+    name: BackendName = "auto",
+    *,
+    exa_api_key: str | None = None,
+    exa_base_url: str | None = None,
+    allow_local: bool = False,
+    limits: FetchLimits = FetchLimits(),
+) -> Backend:
+    """The backend a user asked for; 'auto' is Exa when a key is given, else keyless.
+
+    Raises ValueError with a message for the user when Exa is asked for without a key.
+    """
+    if name not in BACKEND_NAMES:
+        raise ValueError(f"unknown browser backend {name!r}; choose one of {BACKEND_NAMES}")
+    if name == "exa" or (name == "auto" and exa_api_key):
+        if not exa_api_key:
+            raise ValueError("the Exa backend needs an API key: set EXA_API_KEY")
+        return ExaBackend(
+            exa_api_key, base_url=exa_base_url or "https://api.exa.ai", timeout_s=limits.timeout_s
+        )
+    guard = UrlGuard.allowing_local() if allow_local else UrlGuard()
+    return KeylessBackend(HttpFetcher(guard, limits))
