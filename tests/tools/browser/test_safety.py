@@ -79,7 +79,7 @@ def test_guard_checks_resolved_addresses() -> None:
 
 def test_localhost_name_is_refused_after_dns() -> None:
     # The name looks harmless; its address is what counts.
-    with pytest.raises(UrlRefused, match="127.0.0.1|::1"):
+    with pytest.raises(UrlRefused, match=r"127\.0\.0\.1|::1"):
         UrlGuard().resolve("localhost", 80)
 
 
@@ -96,7 +96,7 @@ def test_allowing_local_opens_loopback_only() -> None:
 
 def test_fetcher_refuses_loopback_by_default(site: str) -> None:
     fetcher = HttpFetcher(UrlGuard(), TEST_LIMITS)
-    with pytest.raises(BackendError, match="non-public address 127.0.0.1"):
+    with pytest.raises(BackendError, match=r"non-public address 127\.0\.0\.1"):
         fetcher.fetch(f"{site}/article.html")
     fetcher.close()
 
@@ -123,5 +123,5 @@ def test_fetcher_connects_to_the_address_it_checked(site: str) -> None:
 
 @pytest.mark.parametrize("path", ["/redirect-private", "/redirect-file"])
 def test_redirects_are_guarded_too(fetcher: HttpFetcher, site: str, path: str) -> None:
-    with pytest.raises(BackendError, match="non-public|only http and https"):
+    with pytest.raises(BackendError, match=r"non-public|only http and https"):
         fetcher.fetch(site + path)
