@@ -28,7 +28,12 @@ from gptoss_chat.tools.browser.pages import (
     search_results_page,
     text_page,
 )
-from gptoss_chat.tools.browser.safety import GuardedNetworkBackend, UrlGuard, UrlRefused
+from gptoss_chat.tools.browser.safety import (
+    ANY_NETWORKS,
+    GuardedNetworkBackend,
+    UrlGuard,
+    UrlRefused,
+)
 
 VIEW_SOURCE_PREFIX = "view-source:"
 USER_AGENT = "gptoss-chat-browser/0.1 (+https://github.com/openai/gpt-oss)"
@@ -245,8 +250,8 @@ class KeylessBackend:
 class ExaBackend:
     """Exa's /search and /contents through exa-py.
 
-    Exa fetches pages on its side, so the local SSRF guard only checks the scheme here; private
-    addresses of this machine are out of Exa's reach anyway.
+    Exa fetches pages on its side, so only the scheme and host syntax are checked here: this
+    machine's private addresses are out of Exa's reach anyway.
     """
 
     source = "web"
@@ -261,7 +266,7 @@ class ExaBackend:
         from exa_py import Exa
 
         self._exa = Exa(api_key=api_key, base_url=base_url, timeout=timeout_s)
-        self._guard = UrlGuard()
+        self._guard = UrlGuard(allowed_networks=ANY_NETWORKS)
         self._snippet_chars = snippet_chars
 
     def search(self, query: str, topn: int) -> Page:

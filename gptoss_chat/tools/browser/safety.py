@@ -32,6 +32,11 @@ LOOPBACK_NETWORKS: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("127.0.0.0/8"),
     ipaddress.ip_network("::1/128"),
 )
+ANY_NETWORKS: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("0.0.0.0/0"),
+    ipaddress.ip_network("::/0"),
+)
+"""For URLs fetched by someone else (Exa): only the scheme and host syntax are checked."""
 
 # CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), DCS/SOS/PM/APC strings (ESC P/X/^/_ ... ST),
 # then any other two-byte escape. The 8-bit C1 forms (0x9b CSI, 0x9d OSC, ...) are matched too.
