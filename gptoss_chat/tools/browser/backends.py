@@ -24,6 +24,7 @@ import httpx
 from gptoss_chat.tools.browser.pages import (
     Page,
     SearchHit,
+    domain_of,
     html_page,
     search_results_page,
     text_page,
@@ -141,7 +142,7 @@ class HttpFetcher:
             note = f"cut at {size}"
             text += f"\n\n[Page truncated: only the first {size} were read.]"
         if view_source:
-            return text_page(text, VIEW_SOURCE_PREFIX + url, note=note)
+            return text_page(text, VIEW_SOURCE_PREFIX + url, title=domain_of(url), note=note)
         if kind == "html":
             return html_page(text, url, note=note)
         return text_page(text, url, note=note)
