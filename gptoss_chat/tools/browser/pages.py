@@ -21,6 +21,7 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 from functools import cache, cached_property
+from html import unescape as html_unescape
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -44,6 +45,8 @@ FIND_MAX_RESULTS = 50
 # Tags whose text is never page content.
 _DROPPED_TAGS = ("script", "style", "noscript", "template", "svg", "math", "head", "iframe")
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+\n")
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_TAG = re.compile(r"<[^>]*>")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 _LINK_MARKER = re.compile(r"【\d+†(?P<text>[^†】]+)(?:†[^†】]+)?】")
 _PARTIAL_LINK_AT_START = re.compile(r"^[^【】]*】")
@@ -129,8 +132,12 @@ def _number_links(root: lxml.html.HtmlElement, base_url: str) -> dict[int, str]:
         if not href or href.startswith(("#", "mailto:", "javascript:", "tel:", "data:")):
             _replace_with_text(anchor, text)
             continue
-        target = urljoin(base_url, href) if base_url else href
-        if urlsplit(target).scheme not in ("http", "https") or not text:
+        try:
+            target = urljoin(base_url, href) if base_url else href
+            scheme = urlsplit(target).scheme
+        except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 literal)
+            scheme = ""
+        if scheme not in ("http", "https") or not text:
             _replace_with_text(anchor, text)
             continue
         link_id = ids.setdefault(target, len(ids))
@@ -152,7 +159,8 @@ def prepare_html(html: str, url: str) -> tuple[str, str, dict[int, str]]:
     Shared by every HTML-to-text library so that the comparison in
     docs/browser-html-to-text.md measures only the conversion itself.
     """
-    html = _neutralise_markers(html)
+    # lxml refuses str input that declares its own encoding; the text is decoded already.
+    html = _XML_DECLARATION.sub("", _neutralise_markers(html), count=1)
     try:
         root = lxml.html.document_fromstring(html)
     except (lxml.etree.ParserError, ValueError):
@@ -210,8 +218,14 @@ def tidy_text(text: str) -> str:
 
 def html_page(html: str, url: str, title: str | None = None, note: str = "") -> Page:
     """A fetched HTML document as a Page (terminal controls stripped)."""
-    found_title, prepared, links = prepare_html(strip_terminal_controls(html), url)
-    body = tidy_text(html_to_text(prepared)) if prepared else ""
+    html = strip_terminal_controls(html)
+    try:
+        found_title, prepared, links = prepare_html(html, url)
+        body = tidy_text(html_to_text(prepared)) if prepared else ""
+    except (ValueError, RecursionError, lxml.etree.LxmlError):
+        # Markup the parsers cannot take still has readable text: keep it, without links.
+        found_title, links = "", {}
+        body = tidy_text(_neutralise_markers(html_unescape(_TAG.sub(" ", html))))
     return Page(
         url=url,
         title=title or found_title or domain_of(url) or url,

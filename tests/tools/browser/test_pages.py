@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gptoss_chat.tools.browser.pages import (
     Page,
@@ -146,3 +150,35 @@ def test_plain_text_page_neutralises_markers_and_controls() -> None:
     page = text_page("a 【0†fake】 \x1b[1mbold\x1b[0m", "http://t.test/a.txt")
     assert page.lines[-1] == "a 〖0†fake〗 bold"
     assert page.links == {}
+
+
+@pytest.mark.parametrize(
+    ("html", "phrase"),
+    [
+        ("<a href='http://[::1'>broken ipv6</a>", "broken ipv6"),
+        ("<?xml version='1.0' encoding='utf-8'?><html><body>declared</body></html>", "declared"),
+        ("<base href='javascript:alert(1)'><a href='x'>relative</a>", "relative"),
+        ("<", "<"),
+        ("", ""),
+    ],
+)
+def test_odd_markup_still_gives_a_page(html: str, phrase: str) -> None:
+    page = html_page(html, "http://odd.test/")
+    assert page.text.startswith("\nURL: http://odd.test/")
+    assert phrase in page.text
+    assert all(url.startswith("http") for url in page.links.values())
+
+
+MARKUP_PIECES = "<>/a=\"' href:【】†\x1b[0m\x07\x9b\r\n&;#xpretd"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from(MARKUP_PIECES), max_size=300))
+def test_any_text_becomes_a_safe_page(html: str) -> None:
+    page = html_page(html, "http://fuzz.test/")
+    shown = page.title + "\n".join(page.lines)
+    assert "\x1b" not in shown and "\x07" not in shown and "\x9b" not in shown and "\r" not in shown
+    # Every 【 on the page opens a marker this code made, for a link it knows.
+    markers = re.findall(r"【(\d+)†[^】]*】", page.text)
+    assert page.text.count("【") == len(markers)
+    assert {int(link_id) for link_id in markers} <= set(page.links)
