@@ -122,8 +122,12 @@ class HttpFetcher:
             raise BackendError(str(exc)) from exc
         except httpx.TimeoutException as exc:
             raise BackendError(f"timed out after {self.limits.timeout_s:g}s") from exc
+        except httpx.ConnectError as exc:  # the guard's refusals arrive here too
+            raise BackendError(f"cannot connect: {exc}") from exc
         except httpx.HTTPError as exc:
             raise BackendError(f"{type(exc).__name__}: {exc}") from exc
+        except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a bad IDNA host name
+            raise BackendError(f"invalid URL {url!r}: {exc}") from exc
         raise BackendError(f"more than {self.limits.max_redirects} redirects from {original}")
 
     def _page(self, response: httpx.Response, url: str, view_source: bool, deadline: float) -> Page:
@@ -316,7 +320,8 @@ class ExaBackend:
 
         try:
             return request()
-        except (ValueError, ExaTimeoutError, requests.RequestException) as exc:
+        except (ValueError, KeyError, TypeError, ExaTimeoutError, requests.RequestException) as exc:
+            # ValueError: HTTP errors and non-JSON bodies; KeyError/TypeError: unexpected JSON.
             raise BackendError(f"Exa error while {what}: {exc}") from exc
 
     def close(self) -> None:

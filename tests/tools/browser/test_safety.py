@@ -125,3 +125,22 @@ def test_fetcher_connects_to_the_address_it_checked(site: str) -> None:
 def test_redirects_are_guarded_too(fetcher: HttpFetcher, site: str, path: str) -> None:
     with pytest.raises(BackendError, match=r"non-public|only http and https"):
         fetcher.fetch(site + path)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://[::1", "malformed URL"),
+        ("https://", "URL has no host"),
+        ("http://a.test:99999/", "malformed URL"),
+        ("http://xn--zz.test/", "invalid URL"),
+        ("http://a.test/\x00", "invalid URL"),
+        ("http://public.test/", "cannot connect: refusing to connect to non-public address"),
+    ],
+)
+def test_bad_urls_are_clear_errors_not_crashes(url: str, message: str) -> None:
+    # Every name "resolves" to a private address: nothing here may open a connection.
+    fetcher = HttpFetcher(UrlGuard(resolver=lambda host, port: ["10.9.9.9"]), TEST_LIMITS)
+    with pytest.raises(BackendError, match=message):
+        fetcher.fetch(url)
+    fetcher.close()
