@@ -97,7 +97,11 @@ def run(args: argparse.Namespace) -> int:
             if result.is_error:
                 print(text, file=sys.stderr)
                 return 1
-        print(text)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            # `browse … | head`: the reader left; not an error. Silence the exit-time flush too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
         tool.close()

@@ -134,3 +134,20 @@ def test_bad_usage_is_reported() -> None:
     done = browse("open")
     assert done.returncode == 2
     assert "URL" in done.stderr
+
+
+def test_output_cut_short_by_a_pipe_is_not_an_error(site: str) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "EXA_API_KEY"}
+    env["PYTHONPATH"] = str(ROOT)
+    command = [sys.executable, "-m", "gptoss_chat", "browse", "--allow-local"]
+    command += ["open", f"{site}/huge.html", "--num-lines", "5000"]  # > a pipe buffer
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # like `| head -1`
+        errors = process.stderr.read().decode()
+        assert process.wait(timeout=60) == 0
+    assert first.startswith(b"[0] ")
+    assert "Traceback" not in errors
