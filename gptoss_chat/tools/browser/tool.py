@@ -27,8 +27,15 @@ from gptoss_chat.tools.browser.pages import (
     find_in_page,
     render_view,
 )
+from gptoss_chat.tools.browser.safety import (
+    ANY_NETWORKS,
+    UrlGuard,
+    UrlRefused,
+    strip_terminal_controls,
+)
 
 Function = Literal["search", "open", "find"]
+_SYNTAX_ONLY = UrlGuard(allowed_networks=ANY_NETWORKS)
 _ALLOWED_ARGUMENTS: dict[str, set[str]] = {
     "search": {"query", "topn", "top_n", "source"},
     "open": {"id", "cursor", "loc", "num_lines", "view_source", "source"},
@@ -146,7 +153,7 @@ class BrowserTool(Tool):
             tool=self.name,
             call=call,
             title="Search the web",
-            preview=query,
+            preview=strip_terminal_controls(query),
             preview_kind="text",
             payload=action,
         )
@@ -165,6 +172,12 @@ class BrowserTool(Tool):
             link = int(link)
         if isinstance(link, str):
             url = link.strip()
+            try:
+                # Scheme and syntax now, so the user is never asked to approve file:///…;
+                # addresses are checked by the backend when it connects.
+                _SYNTAX_ONLY.check_url(url)
+            except UrlRefused as exc:
+                raise ToolCallError(str(exc)) from exc
             action = BrowserAction(
                 "open", url=url, loc=loc, num_lines=num_lines, view_source=view_source
             )
@@ -217,8 +230,8 @@ class BrowserTool(Tool):
         return Proposal(
             tool=self.name,
             call=call,
-            title=title,
-            preview=action.url or "",
+            title=strip_terminal_controls(title),
+            preview=strip_terminal_controls(action.url or ""),
             preview_kind="url",
             payload=action,
         )
@@ -228,8 +241,8 @@ class BrowserTool(Tool):
         return Proposal(
             tool=self.name,
             call=call,
-            title=title,
-            preview=action.pattern or page.url or page.title,
+            title=strip_terminal_controls(title),
+            preview=strip_terminal_controls(action.pattern or page.url or page.title),
             preview_kind="text",
             needs_approval=False,
             payload=action,
@@ -300,6 +313,8 @@ class BrowserTool(Tool):
 
 
 def _error(author: str, text: str) -> ToolResult:
+    # Error texts quote URLs and queries the model wrote; they reach the screen too.
+    text = strip_terminal_controls(text)
     return ToolResult(messages=[tool_message(author, text)], summary=text[:120], is_error=True)
 
 

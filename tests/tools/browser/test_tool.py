@@ -210,3 +210,34 @@ def test_citations_resolve_against_the_session(exa_tool: BrowserTool, site: str)
     assert (first.url, first.line_start, first.line_end) == (f"{site}/article.html", 6, 7)
     assert "4.2 metres" in first.excerpt
     assert second.url == f"{site}/article.html"  # the search result the cited line links to
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("file:///etc/passwd", "only http and https"),
+        ("ftp://files.test/x", "only http and https"),
+        ("http://", "URL has no host"),
+    ],
+)
+def test_unfetchable_urls_are_refused_before_approval(
+    web_tool: BrowserTool, url: str, message: str
+) -> None:
+    with pytest.raises(ToolCallError, match=message):
+        web_tool.propose(call("open", id=url))
+
+
+def test_private_addresses_fail_at_run_with_a_message(web_tool: BrowserTool) -> None:
+    # The guard refuses before any packet is sent (10.x is never contacted).
+    _, result = do(web_tool, "open", id="http://10.20.30.40/admin")
+    assert result.is_error
+    assert "refusing to connect to non-public address 10.20.30.40" in text_of(result)
+
+
+def test_previews_and_errors_carry_no_terminal_controls(web_tool: BrowserTool, site: str) -> None:
+    proposal = web_tool.propose(call("search", query="tides\x1b]0;pwn\x07 now"))
+    assert proposal.preview == "tides now"
+    proposal = web_tool.propose(call("open", id=f"{site}/missing\x1b[2J"))
+    assert "\x1b" not in proposal.preview and "\x1b" not in proposal.title
+    result = web_tool.run(proposal)
+    assert result.is_error and "\x1b" not in text_of(result)
