@@ -12,6 +12,7 @@ Both return `Page`s; every failure is a `BackendError` whose text is shown to th
 from __future__ import annotations
 
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,10 +78,10 @@ class GuardedTransport(httpx.HTTPTransport):
     with the guarded backend; `_pool` is the attribute HTTPTransport sends requests through.
     """
 
-    def __init__(self, guard: UrlGuard) -> None:
+    def __init__(self, guard: UrlGuard, ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__()
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context or httpx.create_ssl_context(),
             http1=True,
             http2=False,
             network_backend=GuardedNetworkBackend(guard),
@@ -90,11 +91,17 @@ class GuardedTransport(httpx.HTTPTransport):
 class HttpFetcher:
     """Fetch one URL directly: guard every hop, follow redirects, cap time and size, decode."""
 
-    def __init__(self, guard: UrlGuard, limits: FetchLimits = FetchLimits()) -> None:
+    def __init__(
+        self,
+        guard: UrlGuard,
+        limits: FetchLimits = FetchLimits(),
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """`ssl_context`: which certificates to trust (default: the system's)."""
         self.guard = guard
         self.limits = limits
         self._client = httpx.Client(
-            transport=GuardedTransport(guard),
+            transport=GuardedTransport(guard, ssl_context),
             follow_redirects=False,  # followed by hand so that each hop is checked
             trust_env=False,  # a proxy would hide the real destination from the guard
             timeout=httpx.Timeout(limits.timeout_s),
