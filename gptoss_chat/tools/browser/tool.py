@@ -242,7 +242,7 @@ class BrowserTool(Tool):
             tool=self.name,
             call=call,
             title=strip_terminal_controls(title),
-            preview=strip_terminal_controls(action.pattern or page.url or page.title),
+            preview=strip_terminal_controls(action.url or action.pattern or page.url or page.title),
             preview_kind="text",
             needs_approval=False,
             payload=action,
@@ -302,10 +302,12 @@ class BrowserTool(Tool):
             if cached is not None:
                 return cached
         page = self.backend.fetch(action.url, action.view_source)
-        if not action.view_source:
-            with self._lock:
+        with self._lock:
+            # Under the final URL (after redirects; "view-source:…" for sources), so that find
+            # results link back to it, and under the URL asked for, so links to it hit the cache.
+            self.history.cache[page.url] = page
+            if not action.view_source:
                 self.history.cache[action.url] = page
-                self.history.cache[page.url] = page
         return page
 
     def close(self) -> None:

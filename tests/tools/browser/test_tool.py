@@ -241,3 +241,13 @@ def test_previews_and_errors_carry_no_terminal_controls(web_tool: BrowserTool, s
     assert "\x1b" not in proposal.preview and "\x1b" not in proposal.title
     result = web_tool.run(proposal)
     assert result.is_error and "\x1b" not in text_of(result)
+
+
+def test_find_in_page_source_links_back_to_the_source(web_tool: BrowserTool, site: str) -> None:
+    do(web_tool, "open", id=f"{site}/docs.html")
+    do(web_tool, "open", view_source=True)
+    do(web_tool, "find", pattern="<h1>")
+    proposal, result = do(web_tool, "open", id=0)
+    assert not proposal.needs_approval
+    assert proposal.preview == f"view-source:{site}/docs.html"
+    assert "<h1>tidectl</h1>" in text_of(result)
