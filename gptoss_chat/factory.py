@@ -86,9 +86,12 @@ def make_tools(options: LaunchOptions) -> ToolRegistry:
 
 
 def _browser(options: LaunchOptions):
+    import os
+
+    from gptoss_chat.tools.browser.backends import make_backend
     from gptoss_chat.tools.browser.tool import BrowserTool
 
-    return BrowserTool()
+    return BrowserTool(make_backend("auto", exa_api_key=os.environ.get("EXA_API_KEY")))
 
 
 def _python(options: LaunchOptions):
