@@ -1,0 +1,81 @@
+"""Apply an Update File section's hunks to a file's lines (in memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gptoss_chat.tools.patch.errors import PatchError
+from gptoss_chat.tools.patch.matching import find_lines
+from gptoss_chat.tools.patch.parser import Hunk, HunkLine
+
+_MAX_LINES_IN_MESSAGE = 12
+
+
+def apply_hunks(path: str, lines: Sequence[str], hunks: Sequence[Hunk]) -> list[str]:
+    """The file's new lines. Hunks are searched in file order, each from where the last ended.
+
+    Context lines keep the file's own text (they may have matched loosely); only '-' lines are
+    dropped and '+' lines inserted.
+    """
+    result: list[str] = []
+    position = 0  # lines[:position] are already copied or replaced
+    for number, hunk in enumerate(hunks, 1):
+        search_from = position
+        for anchor in hunk.anchors:
+            found = find_lines(lines, [anchor], search_from)
+            if found is None:
+                raise PatchError(
+                    f"{path}: hunk {number} (patch line {hunk.line_number}): could not find the "
+                    f"'@@ {anchor}' line" + _searched_from(search_from)
+                )
+            search_from = found + 1
+        body = list(hunk.lines)
+        start = _locate(lines, hunk, body, search_from)
+        if start is None:
+            # A blank context line the model added at the end is a frequent near miss.
+            while body and body[-1] == HunkLine(" ", ""):
+                body.pop()
+                start = _locate(lines, hunk, body, search_from)
+                if start is not None:
+                    break
+        if start is None:
+            raise PatchError(_missing_context(path, number, hunk, search_from))
+        result.extend(lines[position:start])
+        cursor = start
+        for line in body:
+            if line.kind == "+":
+                result.append(line.text)
+                continue
+            if line.kind == " ":
+                result.append(lines[cursor])
+            cursor += 1
+        position = cursor
+    result.extend(lines[position:])
+    return result
+
+
+def _locate(lines: Sequence[str], hunk: Hunk, body: list[HunkLine], search_from: int) -> int | None:
+    old = [line.text for line in body if line.kind != "+"]
+    if old:
+        return find_lines(lines, old, search_from, hunk.at_end_of_file)
+    # Pure addition: after the anchor if there is one, else at the end of the file.
+    if hunk.anchors and not hunk.at_end_of_file:
+        return search_from
+    return max(len(lines), search_from)
+
+
+def _searched_from(index: int) -> str:
+    return f" (searched from line {index + 1})" if index else ""
+
+
+def _missing_context(path: str, number: int, hunk: Hunk, search_from: int) -> str:
+    old = hunk.old_lines
+    shown = "\n".join(f"  {line}" for line in old[:_MAX_LINES_IN_MESSAGE])
+    if len(old) > _MAX_LINES_IN_MESSAGE:
+        shown += f"\n  ... ({len(old) - _MAX_LINES_IN_MESSAGE} more lines)"
+    where = " at the end of the file" if hunk.at_end_of_file else _searched_from(search_from)
+    return (
+        f"{path}: hunk {number} (patch line {hunk.line_number}): could not find these "
+        f"lines{where}:\n{shown}\n"
+        "Read the file again and resend the patch with context copied exactly from it."
+    )
