@@ -298,9 +298,9 @@ def _parse_update(reader: _Reader, path: str) -> UpdateFile:
         reader.advance()
     # Empty lines before the next header separate sections; they are not context.
     del body[len(body) - trailing_empty :]
-    close_hunk(at_end_of_file=False)
-    if anchors:
+    if anchors and not body:
         raise PatchError(f"line {start}: '@@ {anchors[-1]}' in {path} is not followed by any lines")
+    close_hunk(at_end_of_file=False)
     if not hunks and move_to is None:
         raise PatchError(f"'{UPDATE_FILE} {path}' has no hunks: nothing to change")
     return UpdateFile(path, move_to, tuple(hunks))
