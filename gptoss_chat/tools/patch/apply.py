@@ -91,11 +91,15 @@ class FileOperations:
 
 
 def apply_edits(
-    edits: Sequence[FileEdit], operations: FileOperations | None = None
+    edits: Sequence[FileEdit], operations: FileOperations | None = None, *, since: str = "planned"
 ) -> tuple[Path, ...]:
-    """Apply `edits` atomically; return the directories created. PatchError if nothing changed."""
+    """Apply `edits` atomically; return the directories created. PatchError if nothing changed.
+
+    `since` completes the message about files that no longer hold their `before` bytes:
+    "changed since the patch was {since}".
+    """
     operations = operations or FileOperations()
-    _verify_current_state(edits)
+    _verify_current_state(edits, since)
     created: list[Path] = []
     staged: dict[Path, Path] = {}
     committed: list[FileEdit] = []
@@ -108,7 +112,8 @@ def apply_edits(
             if edit.after is None:
                 operations.remove(edit.path)
             else:
-                operations.commit(staged.pop(edit.path), edit.path)
+                operations.commit(staged[edit.path], edit.path)
+                del staged[edit.path]  # only once renamed: a failed rename leaves it to clean up
             committed.append(edit)
         for directory in {edit.path.parent for edit in edits}:
             operations.sync_directory(directory)
@@ -132,13 +137,13 @@ def apply_edits(
 def undo_edits(record: UndoRecord, operations: FileOperations | None = None) -> None:
     """Revert an applied patch; PatchError (and nothing changed) if that is no longer safe."""
     inverse = [edit.inverted() for edit in reversed(record.edits)]
-    apply_edits(inverse, operations)
+    apply_edits(inverse, operations, since="applied")
     for directory in reversed(record.created_directories):
         with contextlib.suppress(OSError):  # not empty any more: the user put files there
             directory.rmdir()
 
 
-def _verify_current_state(edits: Sequence[FileEdit]) -> None:
+def _verify_current_state(edits: Sequence[FileEdit], since: str) -> None:
     changed = []
     for edit in edits:
         # A symlink swapped into a parent since the plan was made would redirect the write.
@@ -156,7 +161,7 @@ def _verify_current_state(edits: Sequence[FileEdit]) -> None:
             changed.append(str(edit.path))
     if changed:
         raise PatchError(
-            "these files changed since the patch was planned, so nothing was written: "
+            f"these files changed since the patch was {since}, so nothing was written: "
             + ", ".join(changed)
         )
 
