@@ -31,6 +31,9 @@ def apply_hunks(path: str, lines: Sequence[str], hunks: Sequence[Hunk]) -> list[
             search_from = found + 1
         body = list(hunk.lines)
         start = _locate(lines, hunk, body, search_from)
+        if start is None and hunk.anchors:
+            # Models often repeat the anchor line as the first context line.
+            start = _locate(lines, hunk, body, search_from - 1)
         if start is None:
             # A blank context line the model added at the end is a frequent near miss.
             while body and body[-1] == HunkLine(" ", ""):
@@ -42,9 +45,10 @@ def apply_hunks(path: str, lines: Sequence[str], hunks: Sequence[Hunk]) -> list[
             raise PatchError(_missing_context(path, number, hunk, search_from))
         result.extend(lines[position:start])
         cursor = start
+        indent = _indent_shift(lines, start, body)
         for line in body:
             if line.kind == "+":
-                result.append(line.text)
+                result.append(_reindent(line.text, indent))
                 continue
             if line.kind == " ":
                 result.append(lines[cursor])
@@ -62,6 +66,40 @@ def _locate(lines: Sequence[str], hunk: Hunk, body: list[HunkLine], search_from:
     if hunk.anchors and not hunk.at_end_of_file:
         return search_from
     return max(len(lines), search_from)
+
+
+def _leading_whitespace(text: str) -> str:
+    return text[: len(text) - len(text.lstrip())]
+
+
+def _indent_shift(lines: Sequence[str], start: int, body: list[HunkLine]) -> tuple[str, str]:
+    """(patch prefix, file prefix) when the hunk matched with a uniformly different indentation.
+
+    A loose match ignores leading whitespace, so '+' lines written at the patch's indentation
+    would land misaligned. If every matched non-blank line is the patch line with one leading
+    prefix swapped for another, the same swap is applied to the added lines; otherwise nothing
+    is changed (an empty shift).
+    """
+    old = [line.text for line in body if line.kind != "+"]
+    pairs = [
+        (_leading_whitespace(patch), _leading_whitespace(actual))
+        for patch, actual in zip(old, lines[start : start + len(old)], strict=True)
+        if patch.strip()
+    ]
+    if not pairs or all(patch == actual for patch, actual in pairs):
+        return ("", "")
+    patch_prefix, file_prefix = min(pairs, key=lambda pair: len(pair[0]))
+    for patch, actual in pairs:
+        if not patch.startswith(patch_prefix) or actual != file_prefix + patch[len(patch_prefix) :]:
+            return ("", "")
+    return (patch_prefix, file_prefix)
+
+
+def _reindent(text: str, shift: tuple[str, str]) -> str:
+    patch_prefix, file_prefix = shift
+    if shift == ("", "") or not text.strip() or not text.startswith(patch_prefix):
+        return text
+    return file_prefix + text[len(patch_prefix) :]
 
 
 def _searched_from(index: int) -> str:
