@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     result = tool.run(proposal)
-    text = "\n".join(content.text for message in result.messages for content in message.content)  # type: ignore[union-attr]
+    text = "\n".join(str(getattr(content, "text", "")) for content in result.messages[0].content)
     if result.is_error:
         print(f"apply-patch: {text}", file=sys.stderr)
         return 1

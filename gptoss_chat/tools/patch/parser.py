@@ -186,10 +186,6 @@ class _Reader:
             self.index += 1
         return self.peek() is not None
 
-    def at_file_header(self) -> bool:
-        line = self.peek()
-        return line is not None and _is_file_header(line)
-
 
 def _is_file_header(line: str) -> bool:
     return line.strip().startswith(FILE_HEADERS)

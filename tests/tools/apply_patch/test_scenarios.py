@@ -23,7 +23,7 @@ def apply_as_the_model_would(root: Path, patch_text: str) -> tuple[bool, str]:
     except ToolCallError as exc:
         return False, str(exc)
     result = tool.run(proposal)
-    text = result.messages[0].content[0].text  # type: ignore[union-attr]
+    text = result.messages[0].content[0].text
     return not result.is_error, text
 
 
