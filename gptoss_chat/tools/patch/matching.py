@@ -47,14 +47,18 @@ def find_lines(
 ) -> int | None:
     """Index of the first occurrence of `pattern` in `lines` at or after `start`, or None.
 
-    With `at_end_of_file` the pattern must end the file: only that position is tried, and only
-    if it is not before `start`.
+    With `at_end_of_file` the pattern must end the file (or end just before its trailing blank
+    lines, which models tend to leave out): only those positions are tried, none before `start`.
     """
     if not pattern:
         return start
     last = len(lines) - len(pattern)
+    candidates: Sequence[int]
     if at_end_of_file:
-        candidates = range(last, last + 1) if last >= start else range(0)
+        end = len(lines)
+        while end > 0 and not lines[end - 1].strip():
+            end -= 1
+        candidates = [index for index in (last, end - len(pattern)) if index >= start]
     else:
         candidates = range(start, last + 1)
     for normalise in _LEVELS:

@@ -53,7 +53,9 @@ class Workspace:
             resolved = (self.root / path).resolve(strict=False)
         except (OSError, RuntimeError) as exc:
             raise PatchError(f"{path}: cannot resolve the path ({exc})") from exc
-        if resolved == self.root or not resolved.is_relative_to(self.root):
+        if resolved == self.root:
+            raise PatchError(f"{path}: names the workspace root itself, not a file")
+        if not resolved.is_relative_to(self.root):
             raise PatchError(f"{path}: resolves outside the workspace {self.root}; refused")
         return resolved
 

@@ -22,6 +22,8 @@ from gptoss_chat.tools.patch.textfile import TextFile
         (["b ", "b"], ["b"], 0, False, 1),  # an exact match further on beats a loose one
         (["end", "mid", "end"], ["end"], 0, True, 2),  # End of File: only the last position
         (["end", "mid"], ["end"], 0, True, None),
+        (["a", "end", "", "  "], ["end"], 0, True, 1),  # trailing blank lines left out
+        (["end", "x"], ["end", "x"], 1, True, None),  # never before `start`
         (["a"], ["a", "b"], 0, False, None),  # longer than the file
         (["a", "b"], [], 1, False, 1),  # nothing to find: where the search starts
     ],
