@@ -128,7 +128,7 @@ def extract_patch_text(arguments: str) -> str:
 
 def parse_patch(text: str) -> Patch:
     """Parse patch text into operations, or raise PatchError naming the offending line."""
-    lines = _unwrap(text.replace("\r\n", "\n").split("\n"))
+    lines, dropped = _unwrap(text.replace("\r\n", "\n").split("\n"))
     if not lines:
         raise PatchError(f"the patch is empty: it must start with '{BEGIN_PATCH}'")
     if lines[0].strip() != BEGIN_PATCH:
@@ -137,7 +137,7 @@ def parse_patch(text: str) -> Patch:
         raise PatchError(
             f"the last line of the patch must be '{END_PATCH}' (was the patch cut short?)"
         )
-    reader = _Reader(lines[1:-1], first_line_number=2)
+    reader = _Reader(lines[1:-1], first_line_number=2 + dropped)
     operations: list[FileOperation] = []
     while reader.skip_blank_lines():
         operations.append(_parse_operation(reader))
@@ -146,18 +146,21 @@ def parse_patch(text: str) -> Patch:
     return Patch(tuple(operations))
 
 
-def _unwrap(lines: list[str]) -> list[str]:
-    """Drop surrounding blank lines, a Markdown code fence and a shell heredoc wrapper."""
+def _unwrap(lines: list[str], dropped: int = 0) -> tuple[list[str], int]:
+    """Drop surrounding blank lines, a Markdown code fence and a shell heredoc wrapper.
+
+    Returns the remaining lines and how many were dropped before them (for line numbers).
+    """
     while lines and not lines[0].strip():
-        lines = lines[1:]
+        lines, dropped = lines[1:], dropped + 1
     while lines and not lines[-1].strip():
         lines = lines[:-1]
     if len(lines) >= 2 and lines[0].strip().startswith("```") and lines[-1].strip() == "```":
-        return _unwrap(lines[1:-1])
+        return _unwrap(lines[1:-1], dropped + 1)
     heredoc = _HEREDOC_START.match(lines[0].strip()) if len(lines) >= 2 else None
     if heredoc and lines[-1].strip() == heredoc["tag"]:
-        return _unwrap(lines[1:-1])
-    return lines
+        return _unwrap(lines[1:-1], dropped + 1)
+    return lines, dropped
 
 
 class _Reader:
