@@ -48,11 +48,16 @@ class ApplyPatchTool(Tool):
         root: Path | str | None = None,
         *,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        instructions_in_description: bool = True,
         file_operations: FileOperations | None = None,
     ) -> None:
-        """`root` defaults to the current directory; `file_operations` lets tests inject a
-        failing disk. Raises PatchError if the root is not a directory."""
+        """`root` defaults to the current directory. With `instructions_in_description` False the
+        function description is just "Patch a file", as in gpt-oss's own chat, and the caller
+        puts `instructions` into the developer message's instructions instead.
+        `file_operations` lets tests inject a failing disk. PatchError if the root is no directory.
+        """
         self.workspace = Workspace(root if root is not None else os.getcwd(), max_file_bytes)
+        self._instructions_in_description = instructions_in_description
         self._file_operations = file_operations
         self._undo_stack: list[UndoRecord] = []
 
@@ -66,12 +71,15 @@ class ApplyPatchTool(Tool):
 
     def function_descriptions(self) -> list[ToolDescription]:
         # gpt-oss was trained with the argument declared as one plain string (the patch) and the
-        # format guide in the developer instructions. The guide rides in the description here so
-        # the model sees it wherever the functions namespace is rendered.
+        # format guide in the developer instructions. By default the guide rides in the
+        # description, so the model sees it wherever the functions namespace is rendered.
+        description = APPLY_PATCH_DESCRIPTION
+        if self._instructions_in_description:
+            description = f"{APPLY_PATCH_DESCRIPTION}.\n\n{APPLY_PATCH_INSTRUCTIONS}"
         return [
             ToolDescription.new(
                 "apply_patch",
-                f"{APPLY_PATCH_DESCRIPTION}.\n\n{APPLY_PATCH_INSTRUCTIONS}",
+                description,
                 parameters={
                     "type": "string",
                     "description": "Formatted patch code",

@@ -65,6 +65,23 @@ def test_function_description_renders_as_a_string_function(harmony_encoding) -> 
         assert marker in rendered
 
 
+def test_instructions_can_go_to_the_developer_message_instead(harmony_encoding) -> None:
+    tool = ApplyPatchTool(Path.cwd(), instructions_in_description=False)
+    developer = (
+        DeveloperContent.new()
+        .with_instructions(tool.instructions)
+        .with_function_tools(tool.function_descriptions())
+    )
+    conversation = Conversation.from_messages(
+        [Message.from_role_and_content(Role.DEVELOPER, developer)]
+    )
+    rendered = harmony_encoding.decode(harmony_encoding.render_conversation(conversation))
+    instructions, _, tools = rendered.partition("# Tools")
+    assert "*** Begin Patch" in instructions
+    assert "// Patch a file\ntype apply_patch = (_: string) => any;" in tools
+    assert "*** Begin Patch" not in tools
+
+
 def test_registry_routes_functions_apply_patch(workspace: Path) -> None:
     registry = ToolRegistry()
     tool = ApplyPatchTool(workspace)
