@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gptoss_chat.tools.patch.diff import Region
 from gptoss_chat.tools.patch.errors import PatchError
 from gptoss_chat.tools.patch.matching import find_lines
 from gptoss_chat.tools.patch.parser import Hunk, HunkLine
@@ -11,13 +12,17 @@ from gptoss_chat.tools.patch.parser import Hunk, HunkLine
 _MAX_LINES_IN_MESSAGE = 12
 
 
-def apply_hunks(path: str, lines: Sequence[str], hunks: Sequence[Hunk]) -> list[str]:
-    """The file's new lines. Hunks are searched in file order, each from where the last ended.
+def apply_hunks(
+    path: str, lines: Sequence[str], hunks: Sequence[Hunk]
+) -> tuple[list[str], list[Region]]:
+    """The file's new lines, and the region each hunk replaced (for a fast diff).
 
-    Context lines keep the file's own text (they may have matched loosely); only '-' lines are
-    dropped and '+' lines inserted.
+    Hunks are searched in file order, each from where the last ended. Context lines keep the
+    file's own text (they may have matched loosely); only '-' lines are dropped and '+' lines
+    inserted.
     """
     result: list[str] = []
+    regions: list[Region] = []
     position = 0  # lines[:position] are already copied or replaced
     for number, hunk in enumerate(hunks, 1):
         search_from = position
@@ -44,7 +49,7 @@ def apply_hunks(path: str, lines: Sequence[str], hunks: Sequence[Hunk]) -> list[
         if start is None:
             raise PatchError(_missing_context(path, number, hunk, search_from))
         result.extend(lines[position:start])
-        cursor = start
+        cursor, new_start = start, len(result)
         indent = _indent_shift(lines, start, body)
         for line in body:
             if line.kind == "+":
@@ -54,8 +59,9 @@ def apply_hunks(path: str, lines: Sequence[str], hunks: Sequence[Hunk]) -> list[
                 result.append(lines[cursor])
             cursor += 1
         position = cursor
+        regions.append((start, cursor, new_start, len(result)))
     result.extend(lines[position:])
-    return result
+    return result, regions
 
 
 def _locate(lines: Sequence[str], hunk: Hunk, body: list[HunkLine], search_from: int) -> int | None:

@@ -53,17 +53,30 @@ def find_lines(
     if not pattern:
         return start
     last = len(lines) - len(pattern)
-    candidates: Sequence[int]
     if at_end_of_file:
         end = len(lines)
         while end > 0 and not lines[end - 1].strip():
             end -= 1
         candidates = [index for index in (last, end - len(pattern)) if index >= start]
-    else:
-        candidates = range(start, last + 1)
+        for normalise in _LEVELS:
+            wanted = [normalise(line) for line in pattern]
+            for index in candidates:
+                if [normalise(line) for line in lines[index : index + len(pattern)]] == wanted:
+                    return index
+        return None
+    if last < start:
+        return None
     for normalise in _LEVELS:
+        # Normalise the searched range once per level; list.index then scans at C speed.
+        window = [normalise(line) for line in lines[start:]]
         wanted = [normalise(line) for line in pattern]
-        for index in candidates:
-            if all(normalise(lines[index + offset]) == want for offset, want in enumerate(wanted)):
-                return index
+        index = 0
+        while True:
+            try:
+                index = window.index(wanted[0], index, last - start + 1)
+            except ValueError:
+                break
+            if window[index : index + len(wanted)] == wanted:
+                return start + index
+            index += 1
     return None

@@ -7,12 +7,12 @@ between review and apply makes the apply fail instead of clobbering the change.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from gptoss_chat.tools.patch.apply import FileEdit
+from gptoss_chat.tools.patch.diff import Region, unified_diff
 from gptoss_chat.tools.patch.errors import PatchError
 from gptoss_chat.tools.patch.hunks import apply_hunks
 from gptoss_chat.tools.patch.parser import AddFile, DeleteFile, Patch, UpdateFile
@@ -141,14 +141,15 @@ class _PlanBuilder:
                 f"{operation.path}: cannot update, no such file (use '*** Add File:' to create it)"
             )
         old = TextFile.decode(existing.data, operation.path)
-        new = old.with_lines(apply_hunks(operation.path, old.lines, operation.hunks))
+        new_lines, regions = apply_hunks(operation.path, old.lines, operation.hunks)
+        new = old.with_lines(new_lines)
         shown = self.workspace.display(resolved)
         destination = self.workspace.resolve(operation.move_to) if operation.move_to else None
         if destination is None or destination == resolved:
             self.edits.append(
                 FileEdit(resolved, existing.data, new.encode(), existing.mode, existing.mode)
             )
-            self._record("update", shown, None, old, new)
+            self._record("update", shown, None, old, new, regions=regions)
             return
         assert operation.move_to is not None
         destination = self._claim(operation.move_to)
@@ -173,6 +174,7 @@ class _PlanBuilder:
             old,
             new,
             replaces_existing=replaced is not None,
+            regions=regions,
         )
 
     def _record(
@@ -184,8 +186,9 @@ class _PlanBuilder:
         new: TextFile | None,
         *,
         replaces_existing: bool = False,
+        regions: list[Region] | None = None,
     ) -> None:
-        diff, added, removed = _unified_diff(kind, path, new_path, old, new)
+        diff, added, removed = _unified_diff(kind, path, new_path, old, new, regions)
         self.changes.append(
             FileChange(kind, path, new_path, diff, added, removed, replaces_existing)
         )
@@ -197,6 +200,7 @@ def _unified_diff(
     new_path: str | None,
     old: TextFile | None,
     new: TextFile | None,
+    regions: list[Region] | None,
 ) -> tuple[str, int, int]:
     old_lines = old.diff_lines() if old else []
     new_lines = new.diff_lines() if new else []
@@ -209,7 +213,7 @@ def _unified_diff(
         header += f"rename from {path}\nrename to {new_path}\n"
     body: list[str] = []
     added = removed = 0
-    for line in difflib.unified_diff(old_lines, new_lines, from_file, to_file, n=3):
+    for line in unified_diff(old_lines, new_lines, from_file, to_file, regions):
         if line.startswith("+") and not line.startswith("+++"):
             added += 1
         elif line.startswith("-") and not line.startswith("---"):
