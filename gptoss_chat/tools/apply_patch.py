@@ -8,6 +8,7 @@ The `gptoss-chat apply-patch` command drives the same three steps.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from openai_harmony import ToolDescription
@@ -27,7 +28,6 @@ from gptoss_chat.tools.patch import (
     build_plan,
     extract_patch_text,
     parse_patch,
-    undo_edits,
 )
 from gptoss_chat.tools.patch.apply import FileOperations
 
@@ -60,6 +60,8 @@ class ApplyPatchTool(Tool):
         self._instructions_in_description = instructions_in_description
         self._file_operations = file_operations
         self._undo_stack: list[UndoRecord] = []
+        # run() happens on a worker thread while /undo may come from the UI: one at a time.
+        self._lock = threading.Lock()
 
     @property
     def recipient_prefix(self) -> str:
@@ -111,12 +113,14 @@ class ApplyPatchTool(Tool):
         if not isinstance(plan, PatchPlan):
             raise TypeError("apply_patch.run needs a proposal made by apply_patch.propose")
         try:
-            created = apply_edits(plan.edits, self._file_operations)
+            with self._lock:
+                created = apply_edits(plan.edits, self._file_operations)
+                record = UndoRecord(plan.edits, created, tuple(plan.summary_lines()))
+                self._undo_stack.append(record)
+                del self._undo_stack[:-_UNDO_DEPTH]
         except PatchError as exc:
             text = f"Error: apply_patch failed: {exc}\nNo file was changed."
             return ToolResult([tool_message(RECIPIENT, text)], "patch failed", is_error=True)
-        self._undo_stack.append(UndoRecord(plan.edits, created, tuple(plan.summary_lines())))
-        del self._undo_stack[:-_UNDO_DEPTH]
         count = len(plan.changes)
         text = "Done!\n" + "\n".join(plan.summary_lines())
         summary = f"Done! {count} file{'s' if count != 1 else ''} changed"
@@ -132,9 +136,9 @@ class ApplyPatchTool(Tool):
         Raises PatchError (and changes nothing) when there is nothing to undo or a file was
         edited after the patch went in; the record is kept so the user can fix that and retry.
         """
-        if not self._undo_stack:
-            raise PatchError("nothing to undo: no patch has been applied in this session")
-        record = self._undo_stack[-1]
-        undo_edits(record, self._file_operations)
-        self._undo_stack.pop()
-        return "Reverted the last patch:\n" + "\n".join(record.description)
+        with self._lock:
+            if not self._undo_stack:
+                raise PatchError("nothing to undo: no patch has been applied in this session")
+            text = self._undo_stack[-1].undo(self._file_operations)
+            self._undo_stack.pop()
+            return text

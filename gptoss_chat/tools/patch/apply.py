@@ -50,6 +50,14 @@ class UndoRecord:
     description: tuple[str, ...] = field(default=())
     """The plan's summary lines, for the undo message."""
 
+    def undo(self, operations: FileOperations | None = None) -> str:
+        """Revert the patch (atomically, like the apply) and say what was reverted.
+
+        PatchError, with nothing changed, when a file no longer holds what the patch wrote.
+        """
+        undo_edits(self, operations)
+        return "Reverted the last patch:\n" + "\n".join(self.description)
+
 
 class FileOperations:
     """The disk side effects of an apply, one method per step so tests can make one fail."""

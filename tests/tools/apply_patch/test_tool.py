@@ -325,3 +325,16 @@ def test_undo_refuses_when_the_user_edited_a_file_since(workspace: Path) -> None
         tool.undo()
     assert snapshot(workspace) == after_edit
     assert tool.can_undo, "the record is kept so the user can retry"
+
+
+def test_a_failing_undo_changes_nothing_and_can_be_retried(workspace: Path) -> None:
+    before = snapshot(workspace)
+    # Apply takes 5 disk steps; the 7th (the 2nd step of the undo) fails.
+    tool = ApplyPatchTool(workspace, file_operations=FailingOperations(fail_at=7))
+    tool.run(tool.propose(call(MULTI_FILE_PATCH)))
+    after_apply = snapshot(workspace)
+    with pytest.raises(PatchError, match="every file was restored"):
+        tool.undo()
+    assert snapshot(workspace) == after_apply
+    assert tool.undo().startswith("Reverted the last patch:")
+    assert snapshot(workspace) == before
