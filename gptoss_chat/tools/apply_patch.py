@@ -30,6 +30,7 @@ from gptoss_chat.tools.patch import (
     parse_patch,
 )
 from gptoss_chat.tools.patch.apply import FileOperations
+from gptoss_chat.tools.patch.errors import RollbackError
 
 RECIPIENT = "functions.apply_patch"
 _UNDO_DEPTH = 20
@@ -119,7 +120,12 @@ class ApplyPatchTool(Tool):
                 self._undo_stack.append(record)
                 del self._undo_stack[:-_UNDO_DEPTH]
         except PatchError as exc:
-            text = f"Error: apply_patch failed: {exc}\nNo file was changed."
+            outcome = (
+                "Some files may be changed."
+                if isinstance(exc, RollbackError)
+                else ("No file was changed.")
+            )
+            text = f"Error: apply_patch failed: {exc}\n{outcome}"
             return ToolResult([tool_message(RECIPIENT, text)], "patch failed", is_error=True)
         count = len(plan.changes)
         text = "Done!\n" + "\n".join(plan.summary_lines())

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gptoss_chat.tools.patch.errors import PatchError
+from gptoss_chat.tools.patch.errors import PatchError, RollbackError
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,17 @@ class FileEdit:
     before_mode: int | None = None
     after_mode: int | None = None
     """Permission bits for the written file; None: a fresh file's default (0o666 & ~umask)."""
+    label: str = ""
+    """How messages name the file (relative to the workspace); the full path if empty."""
 
     def inverted(self) -> FileEdit:
-        return FileEdit(self.path, self.after, self.before, self.after_mode, self.before_mode)
+        return FileEdit(
+            self.path, self.after, self.before, self.after_mode, self.before_mode, self.label
+        )
+
+    @property
+    def name(self) -> str:
+        return self.label or str(self.path)
 
 
 @dataclass(frozen=True)
@@ -132,7 +140,7 @@ def apply_edits(
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         where = f" at {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
         if problems:
-            raise PatchError(
+            raise RollbackError(
                 f"writing failed ({reason}{where}) and the rollback failed too: "
                 + "; ".join(problems)
             ) from exc
@@ -156,7 +164,7 @@ def _verify_current_state(edits: Sequence[FileEdit], since: str) -> None:
     for edit in edits:
         # A symlink swapped into a parent since the plan was made would redirect the write.
         if os.path.realpath(edit.path.parent) != str(edit.path.parent):
-            raise PatchError(f"{edit.path}: a parent directory became a symlink; refused")
+            raise PatchError(f"{edit.name}: a parent directory became a symlink; refused")
         try:
             current: bytes | None = edit.path.read_bytes()
         except FileNotFoundError:
@@ -164,9 +172,9 @@ def _verify_current_state(edits: Sequence[FileEdit], since: str) -> None:
         except NotADirectoryError:
             current = None
         except OSError as exc:
-            raise PatchError(f"{edit.path}: cannot read ({exc.strerror})") from exc
+            raise PatchError(f"{edit.name}: cannot read ({exc.strerror})") from exc
         if current != edit.before:
-            changed.append(str(edit.path))
+            changed.append(edit.name)
     if changed:
         raise PatchError(
             f"these files changed since the patch was {since}, so nothing was written: "
@@ -199,7 +207,7 @@ def _roll_back(
             else:
                 restore.commit(restore.stage(edit.path, edit.before, edit.before_mode), edit.path)
         except OSError as exc:
-            problems.append(f"{edit.path}: {exc.strerror or exc}")
+            problems.append(f"{edit.name}: {exc.strerror or exc}")
     for temporary in staged.values():
         with contextlib.suppress(OSError):
             temporary.unlink()

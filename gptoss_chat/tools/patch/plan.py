@@ -120,6 +120,7 @@ class _PlanBuilder:
                 after=new.encode(),
                 before_mode=existing.mode if existing else None,
                 after_mode=existing.mode if existing else _NEW_FILE_MODE,
+                label=shown,
             )
         )
         self._record("add", shown, None, old, new, replaces_existing=existing is not None)
@@ -130,8 +131,9 @@ class _PlanBuilder:
         if existing is None:
             raise PatchError(f"{operation.path}: cannot delete, no such file")
         old = TextFile.decode(existing.data, operation.path)
-        self.edits.append(FileEdit(resolved, existing.data, None, existing.mode, None))
-        self._record("delete", self.workspace.display(resolved), None, old, None)
+        shown = self.workspace.display(resolved)
+        self.edits.append(FileEdit(resolved, existing.data, None, existing.mode, None, shown))
+        self._record("delete", shown, None, old, None)
 
     def update(self, operation: UpdateFile) -> None:
         resolved = self._claim(operation.path)
@@ -147,7 +149,7 @@ class _PlanBuilder:
         destination = self.workspace.resolve(operation.move_to) if operation.move_to else None
         if destination is None or destination == resolved:
             self.edits.append(
-                FileEdit(resolved, existing.data, new.encode(), existing.mode, existing.mode)
+                FileEdit(resolved, existing.data, new.encode(), existing.mode, existing.mode, shown)
             )
             self._record("update", shown, None, old, new, regions=regions)
             return
@@ -157,6 +159,7 @@ class _PlanBuilder:
         replaced = self.workspace.read(operation.move_to, destination)
         if replaced is not None:
             TextFile.decode(replaced.data, operation.move_to)  # refuse to overwrite binaries
+        shown_destination = self.workspace.display(destination)
         self.edits.append(
             FileEdit(
                 destination,
@@ -164,13 +167,14 @@ class _PlanBuilder:
                 new.encode(),
                 replaced.mode if replaced else None,
                 existing.mode,
+                shown_destination,
             )
         )
-        self.edits.append(FileEdit(resolved, existing.data, None, existing.mode, None))
+        self.edits.append(FileEdit(resolved, existing.data, None, existing.mode, None, shown))
         self._record(
             "move",
             shown,
-            self.workspace.display(destination),
+            shown_destination,
             old,
             new,
             replaces_existing=replaced is not None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -242,8 +243,9 @@ def test_a_file_changed_after_review_stops_the_whole_patch(workspace: Path) -> N
     before = snapshot(workspace)
     result = tool.run(proposal)
     assert result.is_error
-    assert "changed since the patch was planned" in message_text(result)
-    assert "obsolete.txt" in message_text(result)
+    assert "changed since the patch was planned, so nothing was written: obsolete.txt\n" in (
+        message_text(result)
+    )
     assert snapshot(workspace) == before
     assert not tool.can_undo
 
@@ -321,7 +323,7 @@ def test_undo_refuses_when_the_user_edited_a_file_since(workspace: Path) -> None
     tool.run(tool.propose(call(MULTI_FILE_PATCH)))
     (workspace / "src" / "app.py").write_text("user edit\n")
     after_edit = snapshot(workspace)
-    with pytest.raises(PatchError, match=r"changed since .*src/app.py"):
+    with pytest.raises(PatchError, match=r"changed since the patch was applied, .*: src/app\.py$"):
         tool.undo()
     assert snapshot(workspace) == after_edit
     assert tool.can_undo, "the record is kept so the user can retry"
@@ -338,3 +340,28 @@ def test_a_failing_undo_changes_nothing_and_can_be_retried(workspace: Path) -> N
     assert snapshot(workspace) == after_apply
     assert tool.undo().startswith("Reverted the last patch:")
     assert snapshot(workspace) == before
+
+
+class VanishingDirectoryOperations(FailingOperations):
+    """Fails the 3rd step after deleting src/, so rolling back src/app.py cannot work either."""
+
+    def __init__(self, doomed: Path) -> None:
+        super().__init__(fail_at=3)
+        self.doomed = doomed
+
+    def _tick(self) -> None:
+        if self.count + 1 == self.fail_at:
+            shutil.rmtree(self.doomed)
+        super()._tick()
+
+
+def test_a_failed_rollback_is_reported_truthfully(workspace: Path) -> None:
+    operations = VanishingDirectoryOperations(workspace / "src")
+    tool = ApplyPatchTool(workspace, file_operations=operations)
+    result = tool.run(tool.propose(call(MULTI_FILE_PATCH)))
+    assert result.is_error
+    text = message_text(result)
+    assert "the rollback failed too" in text
+    assert "the rollback failed too: src/app.py: No such file or directory" in text
+    assert text.endswith("Some files may be changed.")
+    assert "No file was changed" not in text
