@@ -109,7 +109,9 @@ class FileOperations:
 def apply_edits(
     edits: Sequence[FileEdit], operations: FileOperations | None = None, *, since: str = "planned"
 ) -> tuple[Path, ...]:
-    """Apply `edits` atomically; return the directories created. PatchError if nothing changed.
+    """Apply `edits` atomically and return the directories created.
+
+    On failure raises PatchError with the tree as it was (RollbackError if restoring failed).
 
     `since` completes the message about files that no longer hold their `before` bytes:
     "changed since the patch was {since}".
