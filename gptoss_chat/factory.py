@@ -103,7 +103,8 @@ def _python(options: LaunchOptions):
 def _apply_patch(options: LaunchOptions):
     from gptoss_chat.tools.apply_patch import ApplyPatchTool
 
-    return ApplyPatchTool(root=options.workspace)
+    # The format guide goes into the developer instructions, as in gpt-oss's chat.
+    return ApplyPatchTool(root=options.workspace, instructions_in_description=False)
 
 
 _TOOL_BUILDERS = {"browser": _browser, "python": _python, "apply_patch": _apply_patch}

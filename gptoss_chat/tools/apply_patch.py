@@ -91,6 +91,9 @@ class ApplyPatchTool(Tool):
             )
         ]
 
+    def developer_instructions(self) -> str:
+        return "" if self._instructions_in_description else APPLY_PATCH_INSTRUCTIONS
+
     def plan(self, patch_text: str) -> PatchPlan:
         """Parse and plan `patch_text` (raw or JSON-wrapped); PatchError says what is wrong."""
         return build_plan(parse_patch(extract_patch_text(patch_text)), self.workspace)
