@@ -1,0 +1,206 @@
+"""The python sandbox of one conversation: stateful (one long-lived container) or stateless.
+
+It turns every run into a `SandboxReport`: the exact text the model receives, a one-line summary
+for the user, and whether it failed. Nothing here raises for Docker trouble: an unusable engine
+becomes a report too, so the app keeps running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gptoss_chat.tools.sandbox.config import WORK_DIR, SandboxConfig, container_options
+from gptoss_chat.tools.sandbox.container import CellRun, Outcome, ReplContainer
+from gptoss_chat.tools.sandbox.engine import (
+    SandboxUnavailable,
+    classify_connection_error,
+    connect,
+    remove_leftovers,
+    resolve_image,
+    sandbox_labels,
+)
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+NO_OUTPUT_STATELESS = (
+    "[WARN] No output available. Use print() to output anything to stdout to receive the output"
+)
+NO_OUTPUT_STATEFUL = (
+    "[WARN] No output available. Use print(), or end the code with an expression, to see values"
+)
+STATE_LOST = (
+    f"The python session was reset: variables, imports and files in {WORK_DIR} from earlier "
+    "calls are lost; the next call starts a fresh session."
+)
+ENDED_BETWEEN_CALLS = (
+    "[NOTE] The previous python session had ended, so this code ran in a fresh one: "
+    "variables, imports and files from earlier calls are gone.\n"
+)
+
+
+@dataclass(frozen=True)
+class SandboxReport:
+    """The outcome of one python call, for the model and for the user."""
+
+    model_text: str
+    """Exactly what the tool message to the model says."""
+    summary: str
+    """One line for the user: 'ok in 0.1 s, 3 lines', 'timed out after 10 s; session reset'."""
+    is_error: bool = False
+    outcome: Outcome | None = None
+    """None when the code never ran (Docker unusable)."""
+    problem: SandboxUnavailable | None = None
+    """Why Docker could not be used, with the user-facing fix."""
+    state_lost: bool = False
+
+
+class PythonSandbox:
+    """Runs code for one conversation. Thread-safe; `close()` may interrupt a running call."""
+
+    def __init__(
+        self,
+        config: SandboxConfig,
+        connect_fn: Callable[[SandboxConfig], DockerClient] = connect,
+    ) -> None:
+        self.config = config
+        self._connect = connect_fn
+        self._lock = threading.Lock()
+        self._client: DockerClient | None = None
+        self._image: str | None = None
+        self._session: ReplContainer | None = None
+        self._had_session = False
+
+    @property
+    def image(self) -> str | None:
+        """The image in use, once resolved."""
+        return self._image
+
+    @property
+    def container_id(self) -> str | None:
+        session = self._session
+        return session.id if session is not None and session.alive else None
+
+    def prepare(self) -> tuple[DockerClient, str]:
+        """Connect, remove leftovers of dead app processes, pick the image (once)."""
+        if self._client is None or self._image is None:
+            client = self._connect(self.config)
+            remove_leftovers(client)
+            self._image = resolve_image(client, self.config)
+            self._client = client
+        return self._client, self._image
+
+    def execute(self, code: str) -> SandboxReport:
+        import docker
+        import requests
+
+        with self._lock:
+            try:
+                return self._execute(code)
+            except SandboxUnavailable as problem:
+                self._forget_engine()
+                return self._unavailable(problem)
+            except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+                # The engine failed mid-way (daemon stopped, image removed): reconnect next time.
+                self._forget_engine()
+                return self._unavailable(classify_connection_error(exc, self._endpoint_text()))
+
+    def _execute(self, code: str) -> SandboxReport:
+        client, image = self.prepare()
+        prefix = ""
+        if self.config.stateful:
+            session = self._session
+            if session is not None and not session.is_running():
+                session.remove()
+                self._session = session = None
+                prefix = ENDED_BETWEEN_CALLS
+            if session is None:
+                session = ReplContainer(client, self._options(image))
+                self._session = session
+                self._had_session = True
+            run = session.run(code, echo=True, **self._limits())
+            if not session.alive:
+                self._session = None
+        else:
+            container = ReplContainer(client, self._options(image))
+            try:
+                run = container.run(code, echo=False, **self._limits())
+            finally:
+                container.remove()
+        return self._report(run, prefix)
+
+    def _options(self, image: str) -> dict:
+        return container_options(self.config, image, sandbox_labels())
+
+    def _limits(self) -> dict:
+        return {"timeout_s": self.config.timeout_s, "output_limit": self.config.output_limit}
+
+    def _report(self, run: CellRun, prefix: str) -> SandboxReport:
+        text = run.output.text()
+        lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+        stateful = self.config.stateful
+        reset = f" {STATE_LOST}" if stateful else ""
+        if run.outcome is Outcome.OK:
+            if not text.strip():
+                text = NO_OUTPUT_STATEFUL if stateful else NO_OUTPUT_STATELESS
+            truncated = ", output truncated" if run.output.truncated else ""
+            summary = f"ok in {run.seconds:.1f} s, {lines} lines{truncated}"
+            return SandboxReport(prefix + text, summary, outcome=run.outcome)
+        if run.outcome is Outcome.TIMEOUT:
+            error = f"[ERROR] Execution timed out after {self.config.timeout_s:g} seconds and was "
+            error += f"stopped.{reset}"
+            summary = f"timed out after {self.config.timeout_s:g} s"
+        elif run.outcome is Outcome.OUT_OF_MEMORY:
+            error = (
+                f"[ERROR] The code was killed: it used more than the sandbox's "
+                f"{self.config.memory_mb} MiB of memory.{reset}"
+            )
+            summary = f"killed: out of memory ({self.config.memory_mb} MiB)"
+        else:
+            detail = f" {run.diagnostics}" if run.diagnostics else ""
+            error = (
+                f"[ERROR] The python process exited unexpectedly (exit code {run.exit_code})."
+                f"{detail}{reset}"
+            )
+            summary = f"python exited (code {run.exit_code})"
+        if stateful:
+            summary += "; session reset"
+        body = text if not text or text.endswith("\n") else text + "\n"
+        return SandboxReport(
+            prefix + body + error,
+            summary,
+            is_error=True,
+            outcome=run.outcome,
+            state_lost=stateful,
+        )
+
+    def _unavailable(self, problem: SandboxUnavailable) -> SandboxReport:
+        return SandboxReport(
+            problem.model_message,
+            problem.user_message,
+            is_error=True,
+            problem=problem,
+            state_lost=self._had_session,
+        )
+
+    def _endpoint_text(self) -> str:
+        return self.config.docker_host or os.environ.get("DOCKER_HOST") or "the Docker socket"
+
+    def _forget_engine(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.remove()
+        self._client = None
+        self._image = None
+
+    def close(self) -> None:
+        """Remove the session's container (interrupting a running call, if any)."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.remove()
