@@ -95,7 +95,8 @@ class ReplContainer:
         return self.alive and self.container.status == "running"
 
     def run(self, code: str, *, echo: bool, timeout_s: float, output_limit: int) -> CellRun:
-        """Run one cell. A timeout or a dead server removes the container (`alive` False)."""
+        """Run one cell. After a timeout or a dead server the container is stopped (`alive`
+        False) and only waits for `remove()`."""
         started = time.monotonic()
         deadline = started + timeout_s
         output = BoundedOutput(output_limit)
@@ -109,11 +110,11 @@ class ReplContainer:
                 elif kind == b"d":
                     return CellRun(output, Outcome.OK, time.monotonic() - started)
         except _Deadline:
-            self.remove()
+            self.kill()
             return CellRun(output, Outcome.TIMEOUT, time.monotonic() - started)
         except _StreamEnded:
             exit_code, oom_killed = self._exit_state()
-            self.remove()
+            self.kill()
             return CellRun(
                 output,
                 Outcome.OUT_OF_MEMORY if oom_killed else Outcome.CRASHED,
@@ -184,14 +185,22 @@ class ReplContainer:
         state = self.container.attrs.get("State", {})
         return status.get("StatusCode"), bool(state.get("OOMKilled"))
 
-    def remove(self) -> None:
-        """Kill and delete the container; safe to call twice or from another thread."""
+    def kill(self) -> None:
+        """Stop everything in the container at once (deleting it can take seconds)."""
         import docker
 
         self.alive = False
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            self._client.api.remove_container(self.id, force=True)
+            self._client.api.kill(self.id)
         response_socket = getattr(self, "_response_socket", None)
         if response_socket is not None:
             with contextlib.suppress(OSError):
                 response_socket.close()
+
+    def remove(self) -> None:
+        """Kill and delete the container; safe to call twice or from another thread."""
+        import docker
+
+        self.kill()
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            self._client.api.remove_container(self.id, force=True)

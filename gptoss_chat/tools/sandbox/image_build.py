@@ -36,6 +36,21 @@ PRUNED_PATHS = (
     "usr/share/locale",
     "usr/share/lintian",
     "usr/lib/x86_64-linux-gnu/gconv",
+    # Package management cannot run in the read-only sandbox anyway.
+    "usr/bin/perl",
+    "usr/bin/perl5.36.0",
+    "usr/lib/x86_64-linux-gnu/perl-base",
+    "usr/share/perl5",
+    "var/lib/dpkg",
+    "var/cache/debconf",
+    "usr/lib/apt",
+    # Python parts no notebook code needs.
+    "usr/lib/python3.11/idlelib",
+    "usr/lib/python3.11/tkinter",
+    "usr/lib/python3.11/turtledemo",
+    "usr/lib/python3.11/ensurepip",
+    "usr/lib/python3.11/lib2to3",
+    "usr/lib/python3.11/pydoc_data",
 )
 IMAGE_CHANGES = (
     "ENV LANG=C.UTF-8",
@@ -68,13 +83,9 @@ def check_prerequisites() -> None:
 def _prune(rootfs: Path) -> None:
     for relative in PRUNED_PATHS:
         target = rootfs / relative
-        if target.is_dir():
-            for child in target.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-        elif target.exists():
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
             target.unlink()
     (rootfs / WORK_DIR.lstrip("/")).mkdir(parents=True, exist_ok=True)
 

@@ -121,6 +121,7 @@ def run_cell(code, namespace, cell_number, echo):
 
 
 def capture_and_run(code, namespace, cell_number, echo, channel, devnull_fd):
+    server_pid = os.getpid()
     read_fd, write_fd = os.pipe()
     stop = threading.Event()
     pump = threading.Thread(target=pump_output, args=(read_fd, channel, stop), daemon=True)
@@ -131,6 +132,10 @@ def capture_and_run(code, namespace, cell_number, echo, channel, devnull_fd):
     try:
         run_cell(code, namespace, cell_number, echo)
     finally:
+        if os.getpid() != server_pid:
+            # A process the cell forked finished the cell's code: it must not go on to
+            # answer the host as if it were the server.
+            os._exit(0)
         for stream in (sys.stdout, sys.stderr):
             # The cell may have replaced sys.stdout with anything.
             with contextlib.suppress(Exception):

@@ -11,6 +11,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,7 +62,12 @@ class SandboxReport:
 
 
 class PythonSandbox:
-    """Runs code for one conversation. Thread-safe; `close()` may interrupt a running call."""
+    """Runs code for one conversation. Thread-safe; `close()` may interrupt a running call.
+
+    Deleting a container and starting a new one take seconds (Docker's vfs driver copies the
+    whole image): both happen in the background, so a timeout is reported as soon as the code
+    is killed, and a stateful session restarts while the model reads the news.
+    """
 
     def __init__(
         self,
@@ -74,7 +80,11 @@ class PythonSandbox:
         self._client: DockerClient | None = None
         self._image: str | None = None
         self._session: ReplContainer | None = None
+        self._restarting: Future[ReplContainer] | None = None
+        self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox")
+        self._removals: list[Future[None]] = []
         self._had_session = False
+        self._closing = False
 
     @property
     def image(self) -> str | None:
@@ -100,6 +110,7 @@ class PythonSandbox:
         import requests
 
         with self._lock:
+            self._closing = False
             try:
                 return self._execute(code)
             except SandboxUnavailable as problem:
@@ -112,27 +123,48 @@ class PythonSandbox:
 
     def _execute(self, code: str) -> SandboxReport:
         client, image = self.prepare()
-        prefix = ""
-        if self.config.stateful:
-            session = self._session
-            if session is not None and not session.is_running():
-                session.remove()
-                self._session = session = None
-                prefix = ENDED_BETWEEN_CALLS
-            if session is None:
-                session = ReplContainer(client, self._options(image))
-                self._session = session
-                self._had_session = True
-            run = session.run(code, echo=True, **self._limits())
-            if not session.alive:
-                self._session = None
-        else:
+        if not self.config.stateful:
             container = ReplContainer(client, self._options(image))
             try:
                 run = container.run(code, echo=False, **self._limits())
             finally:
-                container.remove()
+                self._discard(container)
+            return self._report(run, "")
+        prefix = ""
+        session = self._take_session()
+        if session is not None and not session.is_running():
+            self._discard(session)
+            session = None
+            prefix = ENDED_BETWEEN_CALLS
+        if session is None:
+            session = ReplContainer(client, self._options(image))
+            self._had_session = True
+        self._session = session
+        run = session.run(code, echo=True, **self._limits())
+        if not session.alive:
+            self._session = None
+            self._discard(session)
+            if not self._closing:
+                self._restarting = self._background.submit(
+                    ReplContainer, client, self._options(image)
+                )
         return self._report(run, prefix)
+
+    def _take_session(self) -> ReplContainer | None:
+        """The live session, or the one restarted in the background, if it started."""
+        if self._session is not None:
+            return self._session
+        restarting, self._restarting = self._restarting, None
+        if restarting is None:
+            return None
+        try:
+            return restarting.result()
+        except Exception:  # starting again in the foreground reports the cause
+            return None
+
+    def _discard(self, container: ReplContainer) -> None:
+        container.kill()
+        self._removals.append(self._background.submit(container.remove))
 
     def _options(self, image: str) -> dict:
         return container_options(self.config, image, sandbox_labels())
@@ -194,13 +226,26 @@ class PythonSandbox:
     def _forget_engine(self) -> None:
         session, self._session = self._session, None
         if session is not None:
-            with contextlib.suppress(Exception):
-                session.remove()
+            self._discard(session)
         self._client = None
         self._image = None
 
     def close(self) -> None:
-        """Remove the session's container (interrupting a running call, if any)."""
-        session, self._session = self._session, None
+        """Remove the session's containers, interrupting a running call, and wait until they
+        are gone."""
+        self._closing = True
+        session = self._session
         if session is not None:
-            session.remove()
+            session.kill()  # ends a running call at once; it then finishes under the lock
+        with self._lock:
+            session, self._session = self._session, None
+            if session is not None:
+                self._discard(session)
+            restarting, self._restarting = self._restarting, None
+            if restarting is not None:
+                with contextlib.suppress(Exception):
+                    self._discard(restarting.result())
+            removals, self._removals = self._removals, []
+            for removal in removals:
+                with contextlib.suppress(Exception):
+                    removal.result()
