@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_code(args: argparse.Namespace) -> int:
     from gptoss_chat.tools.base import ToolCall, ToolCallError
     from gptoss_chat.tools.python_tool import PythonTool
+    from gptoss_chat.tools.sandbox.session import PythonSandbox
 
     if args.timeout <= 0:
         print("sandbox run: --timeout must be positive", file=sys.stderr)
@@ -83,21 +84,21 @@ def _run_code(args: argparse.Namespace) -> int:
         network=args.network,
         docker_host=args.docker_host,
     )
-    tool = PythonTool(config)
+    tool = PythonTool(config, PythonSandbox(config, restart_eagerly=False))
     try:
         proposal = tool.propose(ToolCall(recipient="python", arguments=sys.stdin.read()))
         result = tool.run(proposal)
+        text = "".join(getattr(part, "text", "") for part in result.messages[0].content)
+        print(text, end="" if text.endswith("\n") else "\n", flush=True)
+        report = result.data
+        if report is not None and report.problem is not None:
+            print(f"sandbox: {report.problem.user_message}", file=sys.stderr)
+        return 1 if result.is_error else 0
     except ToolCallError as exc:
         print(f"sandbox run: {exc}", file=sys.stderr)
         return 2
     finally:
-        tool.close()
-    text = "".join(getattr(part, "text", "") for part in result.messages[0].content)
-    print(text, end="" if text.endswith("\n") else "\n")
-    report = result.data
-    if report is not None and report.problem is not None:
-        print(f"sandbox: {report.problem.user_message}", file=sys.stderr)
-    return 1 if result.is_error else 0
+        tool.close()  # waits until the container is deleted
 
 
 def _build(args: argparse.Namespace) -> int:

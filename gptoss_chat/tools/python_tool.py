@@ -13,6 +13,7 @@ from openai_harmony import ToolNamespaceConfig
 
 from gptoss_chat.tools.base import Proposal, Tool, ToolCall, ToolCallError, ToolResult, tool_message
 from gptoss_chat.tools.sandbox.config import WORK_DIR, SandboxConfig
+from gptoss_chat.tools.sandbox.engine import SandboxUnavailable
 from gptoss_chat.tools.sandbox.session import PythonSandbox
 
 PURPOSE = (
@@ -94,5 +95,11 @@ class PythonTool(Tool):
             data=report,
         )
 
+    def warm_up(self) -> SandboxUnavailable | None:
+        """Optional, at session start in a worker thread: check Docker and start the container
+        early. Returns the problem to show the user if Docker is unusable."""
+        return self.sandbox.warm_up()
+
     def close(self) -> None:
+        """Delete the sandbox container(s); interrupts a running call."""
         self.sandbox.close()

@@ -102,6 +102,7 @@ def text(result: ToolResult) -> str:
 
 def test_arithmetic_print_and_state_kept_between_calls(shared_tool, make_tool):
     tool = shared_tool
+    assert tool.warm_up() is None  # the session starts before the first call
     first = run(tool, "print(6 * 7)", channel="analysis")
     assert text(first) == "42\n" and not first.is_error
     message = first.messages[0]
@@ -142,13 +143,19 @@ def test_infinite_loop_is_killed_at_the_timeout_and_the_session_recovers(make_to
     assert text(run(tool, "print('recovered')")) == "recovered\n"
 
 
-def test_memory_hog_is_killed(make_tool):
+def test_memory_hog_is_killed(make_tool, docker_client):
     tool = make_tool(memory_mb=128)
     result = run(tool, "hog = b'x' * (1 << 30)")
     assert result.data.outcome is Outcome.OUT_OF_MEMORY
     assert "more than the sandbox's 128 MiB of memory" in text(result)
     assert "out of memory" in result.summary
     assert text(run(tool, "print('still here')")) == "still here\n"
+    # A session that dies between calls (here: killed from outside) is replaced, and the
+    # model is told.
+    docker_client.containers.get(tool.sandbox.container_id).kill()
+    after = text(run(tool, "print('replaced')"))
+    assert after.startswith("[NOTE] The previous python session had ended")
+    assert after.endswith("replaced\n")
 
 
 def test_fork_bomb_is_contained(make_tool):
@@ -191,7 +198,7 @@ def test_network_is_blocked(shared_tool, make_tool):
     assert text(result) == "[(1, 'lo')]\nrefused 101\n"  # loopback only; ENETUNREACH
 
 
-def test_unprivileged_and_only_the_work_dir_is_writable(shared_tool, make_tool):
+def test_unprivileged_and_only_the_work_dir_is_writable(shared_tool, make_tool, docker_client):
     tool = shared_tool
     identity = run(
         tool,
@@ -200,6 +207,11 @@ def test_unprivileged_and_only_the_work_dir_is_writable(shared_tool, make_tool):
         "print(os.getuid(), os.getgid(), status['CapEff'].strip(), status['NoNewPrivs'].strip())",
     )
     assert text(identity) == "65534 65534 0000000000000000 1\n"
+    host = docker_client.containers.get(tool.sandbox.container_id).attrs["HostConfig"]
+    assert host["ReadonlyRootfs"] and host["NetworkMode"] == "none"
+    assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+    assert (host["Memory"], host["MemorySwap"]) == (512 << 20, 512 << 20)
+    assert (host["NanoCpus"], host["PidsLimit"], host["Init"]) == (10**9, 64, True)
     writes = run(
         tool,
         "for path in ['/x', '/etc/passwd', '/tmp/x', '/usr/lib/x', '/root/x', '/mnt/data/x']:\n"
@@ -211,7 +223,7 @@ def test_unprivileged_and_only_the_work_dir_is_writable(shared_tool, make_tool):
     )
     assert text(writes).splitlines() == [
         "/x refused 30",  # EROFS: read-only root filesystem
-        "/etc/passwd refused 30",
+        "/etc/passwd refused 13",  # EACCES: an existing file, not ours
         "/tmp/x refused 30",
         "/usr/lib/x refused 30",
         "/root/x refused 13",
@@ -260,6 +272,7 @@ def test_killed_app_leaves_no_container(docker_client, tmp_path):
 
 def test_missing_image_offers_a_build(make_tool):
     tool = make_tool(image="gptoss-chat-test/no-such-image:1")
+    assert tool.warm_up().problem is Problem.IMAGE_MISSING
     result = run(tool, "print(1)")
     assert result.is_error and result.data.problem.problem is Problem.IMAGE_MISSING
     assert "gptoss-chat sandbox build" in result.summary

@@ -73,14 +73,19 @@ class PythonSandbox:
         self,
         config: SandboxConfig,
         connect_fn: Callable[[SandboxConfig], DockerClient] = connect,
+        *,
+        restart_eagerly: bool = True,
     ) -> None:
+        """`restart_eagerly`: start the next container as soon as one is used up (after a
+        stateless call, a timeout or a crash); a one-shot caller (`sandbox run`) turns it off."""
         self.config = config
         self._connect = connect_fn
+        self._restart_eagerly = restart_eagerly
         self._lock = threading.Lock()
         self._client: DockerClient | None = None
         self._image: str | None = None
         self._session: ReplContainer | None = None
-        self._restarting: Future[ReplContainer] | None = None
+        self._next: Future[ReplContainer] | None = None
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox")
         self._removals: list[Future[None]] = []
         self._had_session = False
@@ -121,44 +126,55 @@ class PythonSandbox:
                 self._forget_engine()
                 return self._unavailable(classify_connection_error(exc, self._endpoint_text()))
 
+    def warm_up(self) -> SandboxUnavailable | None:
+        """Get ready before the first call (at app start, in a worker thread): connect, clean
+        up leftovers, pick the image and start a container in the background. Returns the
+        problem if Docker is unusable, so the app can say so early."""
+        with self._lock:
+            try:
+                client, image = self.prepare()
+            except SandboxUnavailable as problem:
+                return problem
+            if self._session is None and self._next is None:
+                self._next = self._background.submit(ReplContainer, client, self._options(image))
+        return None
+
     def _execute(self, code: str) -> SandboxReport:
         client, image = self.prepare()
-        if not self.config.stateful:
-            container = ReplContainer(client, self._options(image))
-            try:
-                run = container.run(code, echo=False, **self._limits())
-            finally:
-                self._discard(container)
-            return self._report(run, "")
         prefix = ""
-        session = self._take_session()
-        if session is not None and not session.is_running():
-            self._discard(session)
-            session = None
+        container = self._session
+        if container is not None and not container.is_running():
+            self._discard(container)  # it died between calls (killed from outside, daemon)
+            container = None
             prefix = ENDED_BETWEEN_CALLS
-        if session is None:
-            session = ReplContainer(client, self._options(image))
-            self._had_session = True
-        self._session = session
-        run = session.run(code, echo=True, **self._limits())
-        if not session.alive:
+        if container is None:
+            container = self._take_next()
+            if container is not None and not container.is_running():
+                self._discard(container)
+                container = None
+        if container is None:
+            container = ReplContainer(client, self._options(image))
+        self._had_session = True
+        if self.config.stateful:
+            self._session = container
+        stateful = self.config.stateful
+        run = container.run(code, echo=stateful, **self._limits())
+        if not stateful or not container.alive:
             self._session = None
-            self._discard(session)
-            if not self._closing:
-                self._restarting = self._background.submit(
-                    ReplContainer, client, self._options(image)
-                )
+            self._discard(container)
+            # Stateless calls each need a fresh container and a failed session needs a new
+            # one: start it now, while the model reads this answer.
+            if self._restart_eagerly and not self._closing:
+                self._next = self._background.submit(ReplContainer, client, self._options(image))
         return self._report(run, prefix)
 
-    def _take_session(self) -> ReplContainer | None:
-        """The live session, or the one restarted in the background, if it started."""
-        if self._session is not None:
-            return self._session
-        restarting, self._restarting = self._restarting, None
-        if restarting is None:
+    def _take_next(self) -> ReplContainer | None:
+        """The container started in the background, if it started."""
+        upcoming, self._next = self._next, None
+        if upcoming is None:
             return None
         try:
-            return restarting.result()
+            return upcoming.result()
         except Exception:  # starting again in the foreground reports the cause
             return None
 
@@ -241,10 +257,10 @@ class PythonSandbox:
             session, self._session = self._session, None
             if session is not None:
                 self._discard(session)
-            restarting, self._restarting = self._restarting, None
-            if restarting is not None:
+            upcoming, self._next = self._next, None
+            if upcoming is not None:
                 with contextlib.suppress(Exception):
-                    self._discard(restarting.result())
+                    self._discard(upcoming.result())
             removals, self._removals = self._removals, []
             for removal in removals:
                 with contextlib.suppress(Exception):
