@@ -164,3 +164,20 @@ def test_build_without_debootstrap_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BuildError, match="apt-get install debootstrap"):
         check_prerequisites()
+
+
+def test_system_message_and_tool_message_render_in_harmony():
+    from openai_harmony import Conversation, Message, Role, SystemContent
+
+    from gptoss_chat.tools.base import tool_message
+    from tests._harmony_vocab import load_encoding
+
+    encoding = load_encoding()
+    config = PythonTool(SandboxConfig(timeout_s=60)).system_config()
+    system = Message.from_role_and_content(Role.SYSTEM, SystemContent.new().with_tools(config))
+    answer = tool_message("python", "42\n", channel="analysis")
+    tokens = encoding.render_conversation(Conversation.from_messages([system, answer]))
+    rendered = encoding.decode_utf8(tokens)
+    assert "## python\n\nUse this tool to execute Python code" in rendered
+    assert "time out after 60.0 seconds" in rendered
+    assert "<|start|>python to=assistant<|channel|>analysis<|message|>42\n<|end|>" in rendered

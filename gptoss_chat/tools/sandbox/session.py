@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from gptoss_chat.tools.sandbox.config import WORK_DIR, SandboxConfig, container_options
 from gptoss_chat.tools.sandbox.container import CellRun, Outcome, ReplContainer
@@ -28,6 +28,8 @@ from gptoss_chat.tools.sandbox.engine import (
 
 if TYPE_CHECKING:
     from docker import DockerClient
+
+T = TypeVar("T")
 
 NO_OUTPUT_STATELESS = (
     "[WARN] No output available. Use print() to output anything to stdout to receive the output"
@@ -86,7 +88,7 @@ class PythonSandbox:
         self._image: str | None = None
         self._session: ReplContainer | None = None
         self._next: Future[ReplContainer] | None = None
-        self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox")
+        self._background: ThreadPoolExecutor | None = None
         self._removals: list[Future[None]] = []
         self._had_session = False
         self._closing = False
@@ -136,7 +138,7 @@ class PythonSandbox:
             except SandboxUnavailable as problem:
                 return problem
             if self._session is None and self._next is None:
-                self._next = self._background.submit(ReplContainer, client, self._options(image))
+                self._next = self._submit(ReplContainer, client, self._options(image))
         return None
 
     def _execute(self, code: str) -> SandboxReport:
@@ -165,7 +167,7 @@ class PythonSandbox:
             # Stateless calls each need a fresh container and a failed session needs a new
             # one: start it now, while the model reads this answer.
             if self._restart_eagerly and not self._closing:
-                self._next = self._background.submit(ReplContainer, client, self._options(image))
+                self._next = self._submit(ReplContainer, client, self._options(image))
         return self._report(run, prefix)
 
     def _take_next(self) -> ReplContainer | None:
@@ -180,7 +182,12 @@ class PythonSandbox:
 
     def _discard(self, container: ReplContainer) -> None:
         container.kill()
-        self._removals.append(self._background.submit(container.remove))
+        self._removals.append(self._submit(container.remove))
+
+    def _submit(self, work: Callable[..., T], *args: object) -> Future[T]:
+        if self._background is None:
+            self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox")
+        return self._background.submit(work, *args)
 
     def _options(self, image: str) -> dict:
         return container_options(self.config, image, sandbox_labels())
@@ -265,3 +272,6 @@ class PythonSandbox:
             for removal in removals:
                 with contextlib.suppress(Exception):
                     removal.result()
+            background, self._background = self._background, None
+            if background is not None:
+                background.shutdown(wait=True)
