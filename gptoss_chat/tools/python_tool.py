@@ -100,6 +100,10 @@ class PythonTool(Tool):
         early. Returns the problem to show the user if Docker is unusable."""
         return self.sandbox.warm_up()
 
+    def interrupt(self) -> None:
+        """Stop a running call at once (from another thread, e.g. the UI's stop key)."""
+        self.sandbox.interrupt()
+
     def close(self) -> None:
         """Delete the sandbox container(s); interrupts a running call."""
         self.sandbox.close()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,21 @@ def test_infinite_loop_is_killed_at_the_timeout_and_the_session_recovers(make_to
     assert "variables, imports and files" in text(result) and "lost" in text(result)
     assert "NameError" in text(run(tool, "print(y)"))
     assert text(run(tool, "print('recovered')")) == "recovered\n"
+
+
+def test_user_can_stop_a_running_call(make_tool):
+    tool = make_tool(timeout_s=60)
+    run(tool, "z = 1")
+    with ThreadPoolExecutor(1) as worker:
+        pending = worker.submit(run, tool, "import time\nwhile True: time.sleep(0.01)")
+        time.sleep(1.0)
+        started = time.monotonic()
+        tool.interrupt()
+        result = pending.result(timeout=30)
+    assert time.monotonic() - started < 10
+    assert result.data.outcome is Outcome.INTERRUPTED and result.summary.startswith("stopped")
+    assert "The user stopped the run" in text(result) and "lost" in text(result)
+    assert text(run(tool, "print('z' in globals())")) == "False\n"
 
 
 def test_memory_hog_is_killed(make_tool, docker_client):

@@ -35,6 +35,8 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"
     OUT_OF_MEMORY = "out of memory"
     CRASHED = "crashed"
+    INTERRUPTED = "interrupted"
+    """Stopped on the user's request (set by the session, which asked for it)."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from gptoss_chat.tools.sandbox.config import WORK_DIR, SandboxConfig, container_options
@@ -92,6 +92,8 @@ class PythonSandbox:
         self._removals: list[Future[None]] = []
         self._had_session = False
         self._closing = False
+        self._interrupted = False
+        self._running: ReplContainer | None = None
 
     @property
     def image(self) -> str | None:
@@ -160,7 +162,14 @@ class PythonSandbox:
         if self.config.stateful:
             self._session = container
         stateful = self.config.stateful
-        run = container.run(code, echo=stateful, **self._limits())
+        self._interrupted = False
+        self._running = container
+        try:
+            run = container.run(code, echo=stateful, **self._limits())
+        finally:
+            self._running = None
+        if self._interrupted and run.outcome is not Outcome.OK:
+            run = replace(run, outcome=Outcome.INTERRUPTED)
         if not stateful or not container.alive:
             self._session = None
             self._discard(container)
@@ -210,6 +219,9 @@ class PythonSandbox:
             error = f"[ERROR] Execution timed out after {self.config.timeout_s:g} seconds and was "
             error += f"stopped.{reset}"
             summary = f"timed out after {self.config.timeout_s:g} s"
+        elif run.outcome is Outcome.INTERRUPTED:
+            error = f"[ERROR] The user stopped the run after {run.seconds:.0f} seconds.{reset}"
+            summary = "stopped by the user"
         elif run.outcome is Outcome.OUT_OF_MEMORY:
             error = (
                 f"[ERROR] The code was killed: it used more than the sandbox's "
@@ -253,13 +265,19 @@ class PythonSandbox:
         self._client = None
         self._image = None
 
+    def interrupt(self) -> None:
+        """Stop the running call now (the user pressed stop); its container is killed, so a
+        stateful session loses its state and the model is told. Callable from any thread."""
+        running = self._running
+        if running is not None:
+            self._interrupted = True
+            running.kill()
+
     def close(self) -> None:
         """Remove the session's containers, interrupting a running call, and wait until they
         are gone."""
         self._closing = True
-        session = self._session
-        if session is not None:
-            session.kill()  # ends a running call at once; it then finishes under the lock
+        self.interrupt()
         with self._lock:
             session, self._session = self._session, None
             if session is not None:
