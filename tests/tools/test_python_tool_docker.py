@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +44,7 @@ def docker_client():
         reason = f"no Docker engine can run here: {problem.user_message}"
         if os.environ.get("GPTOSS_CHAT_REQUIRE_DOCKER") == "1":
             pytest.fail(reason)
+        warnings.warn(reason, stacklevel=1)  # shown in the summary even without -rs
         pytest.skip(reason)
     if not client.images.list(name=LOCAL_IMAGE):
         # Building needs the Debian mirror and takes a minute or two; .ci/docker-up does it.
