@@ -14,6 +14,10 @@ harmony reads a local file and never downloads. Sources, in order:
 4. otherwise `EncodingUnavailableError`, listing what was tried and how to fix it.
 
 A rebuilt file is stored in our cache, so later loads take only harmony's own parse time.
+
+`TIKTOKEN_ENCODINGS_BASE` is set in `os.environ` only while harmony loads (harmony's Rust code
+reads the process environment, so a per-call argument is not possible) and the previous value is
+restored right after: child processes we start later never inherit our cache path.
 """
 
 from __future__ import annotations
@@ -156,7 +160,7 @@ def load_encoding(
             continue
         digest = hashlib.sha256(data).hexdigest()
         if digest != O200K_SHA256:
-            attempts.append(f"{name}: rebuilt vocabulary has SHA-256 {digest}, not o200k_base's")
+            attempts.append(f"{name}: gives a vocabulary with SHA-256 {digest}, not o200k_base's")
             continue
         logger.info("o200k_base vocabulary rebuilt from %s", name)
         return _store_and_load(data, encodings_dir, attempts)

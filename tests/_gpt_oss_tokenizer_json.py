@@ -43,13 +43,13 @@ def gpt_oss_added_tokens() -> list[tuple[int, str]]:
     return [(i, NAMED_SPECIALS.get(i, f"<|reserved_{i}|>")) for i in range(199998, 200019)]
 
 
-def _byte_encoder() -> dict[int, str]:
+def _byte_encoder() -> dict[str, str]:
     printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
-    encoder = {byte: chr(byte) for byte in printable}
+    encoder = {chr(byte): chr(byte) for byte in printable}
     shifted = 256
     for byte in range(256):
-        if byte not in encoder:
-            encoder[byte] = chr(shifted)
+        if chr(byte) not in encoder:
+            encoder[chr(byte)] = chr(shifted)
             shifted += 1
     return encoder
 
@@ -61,26 +61,24 @@ def write_gpt_oss_tokenizer_json(path: Path) -> Path:
     from tokenizers.models import BPE
 
     source = quicktok.get_encoding("o200k_base")
-    ranks = {source.decode_single_token_bytes(r): r for r in range(MERGEABLE_RANKS)}
-    encoder = _byte_encoder()
-
-    def text(token: bytes) -> str:
-        return "".join(encoder[b] for b in token)
+    by_rank = [source.decode_single_token_bytes(r) for r in range(MERGEABLE_RANKS)]
+    ranks = {token: rank for rank, token in enumerate(by_rank)}
+    to_text = str.maketrans(_byte_encoder())  # latin-1 char of each byte -> GPT-2 char
+    texts = [token.decode("latin-1").translate(to_text) for token in by_rank]
 
     # Merges as the tiktoken converter derives them: every split of a token into two tokens,
-    # ordered by the merged token's rank.
+    # ordered by the merged token's rank, then by the parts' ranks.
     merges: list[tuple[int, int, int]] = []
-    for token, rank in ranks.items():
+    for rank, token in enumerate(by_rank):
         for cut in range(1, len(token)):
             left, right = ranks.get(token[:cut]), ranks.get(token[cut:])
             if left is not None and right is not None:
                 merges.append((rank, left, right))
     merges.sort()
-    by_rank = {rank: token for token, rank in ranks.items()}
     tokenizer = Tokenizer(
         BPE(
-            {text(token): rank for token, rank in ranks.items()},
-            [(text(by_rank[left]), text(by_rank[right])) for _, left, right in merges],
+            dict(zip(texts, range(MERGEABLE_RANKS), strict=True)),
+            [(texts[left], texts[right]) for _, left, right in merges],
             fuse_unk=False,
         )
     )

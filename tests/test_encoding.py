@@ -139,6 +139,14 @@ def assert_works(result: dict) -> None:
     assert result["child_env"] == "None"
 
 
+def seed_harmony_cache(tmp_path: Path, data: bytes) -> None:
+    """Put `data` where harmony's downloader caches o200k_base: the cheapest rebuild source."""
+    harmony_cache = tmp_path / "harmony-download-cache"
+    harmony_cache.mkdir(exist_ok=True)
+    # harmony names its cached download by the SHA-1 of the URL it came from
+    (harmony_cache / "fb374d419588a4632f3f557e76b4b70aebbca790").write_bytes(data)
+
+
 def cached_file(tmp_path: Path) -> Path:
     return tmp_path / "cache" / "encodings" / VOCAB_FILE_NAME
 
@@ -195,11 +203,14 @@ def test_user_encodings_base_is_used_and_kept(
     assert not cached_file(tmp_path).exists()
 
 
-def test_invalid_user_encodings_base_falls_through(run_offline: RunOffline, tmp_path: Path) -> None:
+def test_invalid_user_encodings_base_falls_through(
+    run_offline: RunOffline, tmp_path: Path, o200k_bytes: bytes
+) -> None:
     user_dir = tmp_path / "user-vocab"
     user_dir.mkdir()
     (user_dir / VOCAB_FILE_NAME).write_bytes(b"not a vocabulary\n")
-    result = run_offline(TIKTOKEN_ENCODINGS_BASE=str(user_dir))
+    seed_harmony_cache(tmp_path, o200k_bytes)
+    result = run_offline(BLOCK_QUICKTOK="1", TIKTOKEN_ENCODINGS_BASE=str(user_dir))
     assert result["prompt"] == EXPECTED_PROMPT
     assert result["env_after"] == str(user_dir)
     assert sha256(cached_file(tmp_path)) == O200K_SHA256
@@ -208,12 +219,18 @@ def test_invalid_user_encodings_base_falls_through(run_offline: RunOffline, tmp_
 def test_harmony_download_cache_is_used(
     run_offline: RunOffline, tmp_path: Path, o200k_bytes: bytes
 ) -> None:
-    harmony_cache = tmp_path / "harmony-download-cache"
-    harmony_cache.mkdir()
-    # harmony names its cached download by the SHA-1 of the URL it came from
-    (harmony_cache / "fb374d419588a4632f3f557e76b4b70aebbca790").write_bytes(o200k_bytes)
+    seed_harmony_cache(tmp_path, o200k_bytes)
     assert_works(run_offline(BLOCK_QUICKTOK="1"))
     assert sha256(cached_file(tmp_path)) == O200K_SHA256
+
+
+def test_corrupt_harmony_download_cache_is_not_trusted(
+    run_offline: RunOffline, tmp_path: Path, o200k_bytes: bytes
+) -> None:
+    seed_harmony_cache(tmp_path, o200k_bytes[:-100])
+    result = run_offline(BLOCK_QUICKTOK="1")
+    assert "harmony download cache" in result["error"]
+    assert "gives a vocabulary with SHA-256" in result["error"]
 
 
 def test_harmony_download_cache_location(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -323,7 +340,7 @@ def test_reordered_vocab_fails_sha_and_is_reported(
     model_dir.mkdir()
     _edited_copy(slim_tokenizer_json, model_dir / "tokenizer.json", _swap_two_ranks)
     result = run_offline(BLOCK_QUICKTOK="1", MODEL_DIR=str(model_dir))
-    assert "rebuilt vocabulary has SHA-256" in result["error"]
+    assert "gives a vocabulary with SHA-256" in result["error"]
     assert not cached_file(tmp_path).exists()
 
 
@@ -342,25 +359,28 @@ def test_invalid_json_rejected(tmp_path: Path) -> None:
     [
         lambda data: data[:1000] + bytes([data[1000] ^ 1]) + data[1001:],  # one flipped bit
         lambda data: data[: len(data) // 2],  # an interrupted write
-        lambda data: b"",
     ],
-    ids=["bit-flip", "truncated", "empty"],
+    ids=["bit-flip", "truncated"],
 )
 def test_corrupted_cache_detected_and_rebuilt(
     run_offline: RunOffline, tmp_path: Path, o200k_bytes: bytes, corrupt: Callable
 ) -> None:
     cached_file(tmp_path).parent.mkdir(parents=True)
     cached_file(tmp_path).write_bytes(corrupt(o200k_bytes))
-    result = run_offline()
+    seed_harmony_cache(tmp_path, o200k_bytes)
+    result = run_offline(BLOCK_QUICKTOK="1")
     assert_works(result)
     assert "fails the SHA-256 check; rebuilding it" in result["stderr"]
     assert sha256(cached_file(tmp_path)) == O200K_SHA256
 
 
-def test_unwritable_cache_still_loads(run_offline: RunOffline, tmp_path: Path) -> None:
+def test_unwritable_cache_still_loads(
+    run_offline: RunOffline, tmp_path: Path, o200k_bytes: bytes
+) -> None:
     blocker = tmp_path / "cache"
     blocker.write_text("a file where the cache folder should be")
-    result = run_offline()
+    seed_harmony_cache(tmp_path, o200k_bytes)
+    result = run_offline(BLOCK_QUICKTOK="1")
     assert_works(result)
     assert "cannot cache the vocabulary" in result["stderr"]
 
@@ -396,4 +416,4 @@ def test_error_in_process_without_model_dir(
 
 def test_shared_fixture(harmony_encoding) -> None:
     assert harmony_encoding.encode("<|call|>", allowed_special="all") == [200012]
-    assert harmony_encoding.stop_tokens_for_assistant_actions() == [200002, 200012]
+    assert set(harmony_encoding.stop_tokens_for_assistant_actions()) == {200002, 200012}
