@@ -1,7 +1,8 @@
 """Offline Harmony encoding: every source in the load order, the SHA-256 check, the error.
 
-Loads run in a subprocess whose network is cut: `unshare -n` (an empty network namespace)
-where this machine allows it, and in every case HTTP(S)_PROXY pointing at a closed local port.
+Loads run in a subprocess whose network is cut: `unshare -n` (or `unshare -rn` for a non-root
+user: an empty network namespace) where the machine allows it, and in every case HTTP(S)_PROXY
+pointing at a closed local port.
 `test_plain_harmony_cannot_load_offline` shows that this really stops harmony's downloader.
 """
 
@@ -69,9 +70,10 @@ RunOffline = Callable[..., dict]
 def network_cut() -> list[str]:
     """Command prefix that runs a process without network, where the machine allows it."""
     if shutil.which("unshare"):
-        probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
-        if probe.returncode == 0:
-            return ["unshare", "-n"]
+        # -n needs root; -rn also works for other users where user namespaces are allowed
+        for prefix in (["unshare", "-n"], ["unshare", "-rn"]):
+            if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
+                return prefix
     return []
 
 
