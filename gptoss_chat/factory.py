@@ -1,0 +1,171 @@
+"""Builds what a chat needs from the command line: options, tools, generator, session.
+
+The TUI, the plain REPL, one-shot mode and the tests share these functions, so every way in
+constructs the same objects. Heavy imports (torch, docker, HTTP clients) happen inside the
+functions that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from openai_harmony import HarmonyEncoding
+
+from gptoss_chat.conversation import Approver, ChatSession
+from gptoss_chat.generator import Generator, GeneratorError, ReplayGenerator, SamplingOptions
+from gptoss_chat.settings import ApprovalPolicy, ChatSettings
+from gptoss_chat.tools.base import ToolRegistry
+
+TOOL_NAMES = ("browser", "python", "apply_patch")
+Progress = Callable[[float, str], None]
+"""Called with a fraction in [0, 1] and a short description while a model loads."""
+
+
+@dataclass
+class LaunchOptions:
+    """Everything the command line (and later the config file) decides about a chat."""
+
+    model_dir: str | None = None
+    backend: str = "auto"
+    server: str | None = None
+    context: int | None = None
+    settings: ChatSettings = field(default_factory=ChatSettings)
+    tools_enabled: set[str] = field(default_factory=set)
+    workspace: Path = field(default_factory=Path.cwd)
+    theme: str | None = None
+    plain: bool = False
+    raw: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> LaunchOptions:
+        sampling = SamplingOptions(
+            temperature=1.0 if args.temperature is None else args.temperature,
+            top_p=1.0 if args.top_p is None else args.top_p,
+            seed=args.seed,
+            max_tokens=args.max_tokens,
+        )
+        settings = ChatSettings(
+            reasoning=args.reasoning or "medium",
+            developer_message=args.developer_message or "",
+            sampling=sampling,
+        )
+        if getattr(args, "yes", False):
+            settings.approval = {name: ApprovalPolicy.ALWAYS for name in TOOL_NAMES}
+        enabled = {name for name in TOOL_NAMES if getattr(args, name, None)}
+        return cls(
+            model_dir=args.model_dir,
+            backend=args.backend or "auto",
+            server=args.server,
+            context=args.context,
+            settings=settings,
+            tools_enabled=enabled,
+            workspace=Path(args.workspace) if args.workspace else Path.cwd(),
+            theme=args.theme,
+            plain=bool(args.plain),
+            raw=bool(args.raw),
+        )
+
+
+def make_tools(options: LaunchOptions) -> ToolRegistry:
+    """All tools, switched on as the options say; a tool that cannot load is left out.
+
+    Construction is cheap: tools connect to Docker or the network on first use.
+    """
+    registry = ToolRegistry()
+    for name, build in _TOOL_BUILDERS.items():
+        try:
+            tool = build(options)
+        except ImportError:
+            continue
+        registry.add(tool, enabled=name in options.tools_enabled)
+    return registry
+
+
+def _browser(options: LaunchOptions):
+    from gptoss_chat.tools.browser.tool import BrowserTool
+
+    return BrowserTool()
+
+
+def _python(options: LaunchOptions):
+    from gptoss_chat.tools.python_tool import PythonTool
+
+    return PythonTool()
+
+
+def _apply_patch(options: LaunchOptions):
+    from gptoss_chat.tools.apply_patch import ApplyPatchTool
+
+    return ApplyPatchTool(root=options.workspace)
+
+
+_TOOL_BUILDERS = {"browser": _browser, "python": _python, "apply_patch": _apply_patch}
+
+
+def load_encoding_for(options: LaunchOptions) -> HarmonyEncoding:
+    from gptoss_chat.encoding import load_encoding
+
+    model_dir = options.model_dir if options.backend not in ("replay",) else None
+    return load_encoding(model_dir)
+
+
+def load_replay(path: str | Path, encoding: HarmonyEncoding) -> ReplayGenerator:
+    """A replay file is JSON: {"completions": [...]} where each completion is Harmony text
+    (special tokens written out) or a list of token ids. It stands for no model."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        completions = data["completions"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GeneratorError(f"cannot read replay file {path}: {exc}") from exc
+    scripts = [
+        encoding.encode(c, allowed_special="all") if isinstance(c, str) else [int(t) for t in c]
+        for c in completions
+    ]
+    delay = float(data.get("delay", 0.0))
+    return ReplayGenerator(scripts, delay=delay, name=f"replay ({Path(path).name})")
+
+
+def load_generator(
+    options: LaunchOptions, encoding: HarmonyEncoding, progress: Progress | None = None
+) -> Generator:
+    """The Generator the options name. Blocks (loading weights): call it off the UI loop."""
+    if options.backend == "replay":
+        if not options.model_dir:
+            raise GeneratorError("--backend replay needs a replay file as MODEL_DIR")
+        return load_replay(options.model_dir, encoding)
+    if options.backend in ("vllm", "ollama"):
+        if not options.server:
+            raise GeneratorError(f"--backend {options.backend} needs --server URL")
+        from gptoss_chat.remote import connect
+
+        return connect(options.backend, options.server, context=options.context)
+    if not options.model_dir:
+        raise GeneratorError(
+            "no model folder given: gptoss-chat MODEL_DIR (see README: downloading the weights)"
+        )
+    from gptoss_chat.model.generator import load_generator as load_local
+
+    return load_local(
+        options.model_dir, backend=options.backend, context=options.context, progress=progress
+    )
+
+
+def make_session(
+    options: LaunchOptions,
+    *,
+    encoding: HarmonyEncoding,
+    generator: Generator,
+    approver: Approver,
+    tools: ToolRegistry | None = None,
+) -> ChatSession:
+    return ChatSession(
+        encoding=encoding,
+        generator=generator,
+        tools=tools if tools is not None else make_tools(options),
+        settings=options.settings,
+        approver=approver,
+    )
