@@ -25,6 +25,7 @@ from gptoss_chat.encoding import (
     VOCAB_FILE_NAME,
     EncodingUnavailableError,
     _SourceRejected,
+    default_cache_dir,
     harmony_download_cache_file,
     load_encoding,
     tokenizer_json_candidates,
@@ -416,6 +417,19 @@ def test_error_in_process_without_model_dir(
     assert len(caught.value.attempts) == 4
 
 
-def test_shared_fixture(harmony_encoding) -> None:
+def test_shared_fixture(harmony_encoding, private_cache_dir: Path) -> None:
     assert harmony_encoding.encode("<|call|>", allowed_special="all") == [200012]
     assert set(harmony_encoding.stop_tokens_for_assistant_actions()) == {200002, 200012}
+    if "TIKTOKEN_ENCODINGS_BASE" not in os.environ:  # else the user's own file was used
+        assert sha256(private_cache_dir / "encodings" / VOCAB_FILE_NAME) == O200K_SHA256
+
+
+def test_default_cache_dir_is_private_in_tests(private_cache_dir: Path) -> None:
+    assert default_cache_dir() == private_cache_dir
+
+
+def test_default_cache_dir_outside_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    from platformdirs import user_cache_dir
+
+    monkeypatch.delenv("GPTOSS_CHAT_CACHE_DIR")
+    assert default_cache_dir() == Path(user_cache_dir("gptoss-chat"))
