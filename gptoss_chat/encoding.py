@@ -193,8 +193,8 @@ def tokenizer_json_candidates(model_dir: Path) -> list[Path]:
     """Where a gpt-oss download keeps tokenizer.json: at the top (the Hugging Face layout), next
     to the weights in original/, or one level up when MODEL_DIR is the original/ folder."""
     candidates = [model_dir / "tokenizer.json", model_dir / "original" / "tokenizer.json"]
-    if model_dir.name == "original":
-        candidates.append(model_dir.parent / "tokenizer.json")
+    if model_dir.resolve().name == "original":  # resolve: MODEL_DIR may be "." inside it
+        candidates.append(model_dir.resolve().parent / "tokenizer.json")
     return candidates
 
 
