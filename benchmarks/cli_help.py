@@ -10,10 +10,8 @@ Prints one JSON line per command measured; exits 1 if a forbidden module was imp
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
 import shlex
 import shutil
@@ -22,6 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from run_context import run_context  # benchmarks/ is on sys.path when run as a script
 
 FORBIDDEN = ("torch", "textual")
 TARGET_SECONDS = 0.5
@@ -101,10 +101,7 @@ def measure(command: list[str], runs: int) -> dict[str, object]:
         "within_target": median < TARGET_SECONDS,
         "modules_imported": len(modules),
         "forbidden_imports": forbidden,
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **run_context(),
     }
 
 

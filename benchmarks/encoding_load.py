@@ -10,16 +10,16 @@ Prints one JSON line per case.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from run_context import run_context  # benchmarks/ is on sys.path when run as a script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,10 +58,7 @@ def summary(case: str, samples: list[tuple[float, float]]) -> dict[str, object]:
         "min_s": round(min(seconds), 4),
         "max_s": round(max(seconds), 4),
         "cpu_median_s": round(statistics.median(cpu for _, cpu in samples), 4),
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **run_context(),
     }
 
 
