@@ -302,12 +302,14 @@ def _store_and_load(data: bytes, encodings_dir: Path, attempts: list[str]) -> Ha
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write via a temporary file and rename, so a crash never leaves half a vocabulary."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        f.write(data)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    partial = Path(name)
     try:
-        os.replace(f.name, path)
-    except OSError:
-        Path(f.name).unlink(missing_ok=True)
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(partial, path)
+    except BaseException:  # a full disk, an interrupt: leave no stray temporary file behind
+        partial.unlink(missing_ok=True)
         raise
 
 

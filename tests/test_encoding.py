@@ -388,6 +388,17 @@ def test_unwritable_cache_still_loads(
     assert "cannot cache the vocabulary" in result["stderr"]
 
 
+def test_failed_cache_write_leaves_no_partial_file(
+    run_offline: RunOffline, tmp_path: Path, o200k_bytes: bytes
+) -> None:
+    cached_file(tmp_path).mkdir(parents=True)  # a folder where the file should go: rename fails
+    seed_harmony_cache(tmp_path, o200k_bytes)
+    result = run_offline(BLOCK_QUICKTOK="1")
+    assert_works(result)
+    assert "cannot cache the vocabulary" in result["stderr"]
+    assert sorted(p.name for p in cached_file(tmp_path).parent.iterdir()) == [VOCAB_FILE_NAME]
+
+
 # --- nothing available ------------------------------------------------------------------------
 
 
