@@ -310,7 +310,7 @@ async def stream_once(encoding, text: str, rate: float | None = None) -> tuple[f
 
 
 def stream(tokens: int, repeats: int, *, dense: bool = False, rate: float | None = None) -> None:
-    from tests._harmony_vocab import load_encoding
+    from gptoss_chat.encoding import load_encoding
 
     encoding = load_encoding()
     text, analysis_tokens, answer_tokens = long_completion(tokens, encoding, dense=dense)

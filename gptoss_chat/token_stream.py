@@ -9,6 +9,7 @@ per token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Collection, Sequence
 
@@ -30,12 +31,17 @@ class _Channel:
             wake = not self._pending
             self._pending.append(token)
         if wake:
-            self._loop.call_soon_threadsafe(self._ready.set)
+            self._wake()
 
     def close(self, error: BaseException | None = None) -> None:
         with self._lock:
             self._end = error if error is not None else True
-        self._loop.call_soon_threadsafe(self._ready.set)
+        self._wake()
+
+    def _wake(self) -> None:
+        # RuntimeError: the loop has closed (the app quit mid-answer); nobody is listening.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._ready.set)
 
     async def batches(self) -> AsyncIterator[list[int]]:
         while True:

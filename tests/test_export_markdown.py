@@ -8,13 +8,12 @@ import pytest
 
 from gptoss_chat.export_markdown import conversation_markdown
 from gptoss_chat.settings import ChatSettings
-from tests._harmony_vocab import load_encoding
 from tests.ui.conftest import AFTER_TOOL, PYTHON_CALL, EchoPythonTool, build_session
 
 
-@pytest.fixture(scope="module")
-def encoding():
-    return load_encoding()
+@pytest.fixture
+def encoding(harmony_encoding):
+    return harmony_encoding
 
 
 async def _approve(proposal):

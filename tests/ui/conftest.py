@@ -16,7 +16,6 @@ from gptoss_chat.generator import CancelToken, ReplayGenerator, SamplingOptions
 from gptoss_chat.settings import ChatSettings
 from gptoss_chat.tools.base import Proposal, Tool, ToolCall, ToolRegistry, ToolResult, tool_message
 from gptoss_chat.ui.app import GptossChatApp, make_app
-from tests._harmony_vocab import load_encoding
 
 ANSWER = (
     "<|channel|>analysis<|message|>The user greets me. I should greet back and offer help."
@@ -56,8 +55,9 @@ PATCH_CALL = (
 
 
 @pytest.fixture(scope="session")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
+def encoding(harmony_encoding: HarmonyEncoding) -> HarmonyEncoding:
+    """The shared offline encoding (tests/conftest.py), under the name these tests use."""
+    return harmony_encoding
 
 
 class EchoPythonTool(Tool):

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from gptoss_chat.demo import DEMO_REPLAY
-from tests._harmony_vocab import ensure_vocab
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -60,13 +59,12 @@ class Pane:
 
 
 @pytest.mark.skipif(bool(_missing_parts()), reason=f"needs {', '.join(_missing_parts())}")
-def test_full_turn_with_tool_approval(tmp_path):
-    vocab_dir = Path.home() / ".cache" / "gptoss-chat-test-vocab"
-    ensure_vocab(vocab_dir)
+def test_full_turn_with_tool_approval(tmp_path, harmony_encoding):
+    # harmony_encoding fills the session's private GPTOSS_CHAT_CACHE_DIR (inherited below), so
+    # the app finds the vocabulary there instead of rebuilding it.
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
-        "TIKTOKEN_ENCODINGS_BASE": str(vocab_dir),
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "TERM": "xterm-256color",

@@ -82,3 +82,24 @@ async def test_a_bug_below_the_ui_becomes_a_notice(encoding, make_test_app):
         assert any("listener exploded" in m for m in error_notices(app))
         assert app.query_one(TurnView)
         assert app.is_running
+
+
+async def test_quitting_mid_answer_leaves_no_thread_error(encoding, make_test_app, monkeypatch):
+    import threading
+
+    from tests.ui.conftest import GatedReplay, wait_until
+
+    failures: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+    script = encoding.encode(ANSWER, allowed_special="all")
+    generator = GatedReplay([script], pause_after=5)
+    app = make_test_app(build_session(encoding, [], generator=generator))
+    async with app.run_test(size=SIZE) as pilot:
+        await submit(pilot, "hello")
+        await wait_until(pilot, generator.paused.is_set)
+        await pilot.press("ctrl+q")
+    threads = [t for t in threading.enumerate() if t.name == "gptoss-generate"]
+    for thread in threads:
+        thread.join(timeout=5)
+    assert failures == []
+    assert not any(t.is_alive() for t in threads)

@@ -210,7 +210,11 @@ class ChatScreen(Screen[None]):
             async for event in events:
                 await driver.handle(event)
         except asyncio.CancelledError:
+            # Close the core's generator now, while the loop runs: that cancels the generation
+            # thread instead of leaving it to the loop's shutdown.
             self._turn_active = False
+            with contextlib.suppress(Exception):
+                await events.aclose()  # type: ignore[attr-defined]
             raise
         except Exception as exc:  # a bug below must not take the app down
             message = f"the turn failed: {type(exc).__name__}: {exc}"
