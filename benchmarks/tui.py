@@ -27,6 +27,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -81,6 +82,13 @@ def emit(record: dict) -> None:
 # -- first paint --------------------------------------------------------------------------------
 
 
+def pane_env(**extra: str) -> str:
+    """`env K=V …` for a tmux pane command: a running tmux server starts panes with its own
+    environment, not the client's, so variables must travel in the command itself."""
+    values = {"PYTHONPATH": str(ROOT), "TERM": "xterm-256color", **extra}
+    return "env " + " ".join(f"{key}={shlex.quote(value)}" for key, value in values.items())
+
+
 class TmuxServer:
     """Keeps one idle session open so the tmux server does not exit (and race the next
     new-session) between measured runs."""
@@ -99,11 +107,11 @@ def first_paint(repeats: int) -> None:
         emit({"bench": "tui_first_paint", "skipped": "tmux is not installed"})
         return
     replay = ROOT / "gptoss_chat" / "demo" / "replay.json"
-    command = f"{sys.executable} -m gptoss_chat --backend replay {replay}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
     times: list[float] = []
     with tempfile.TemporaryDirectory() as home:
-        env["XDG_DATA_HOME"] = home
+        app = f"{sys.executable} -m gptoss_chat --backend replay {replay}"
+        command = f"{pane_env(XDG_DATA_HOME=home)} {app}"
+        env = os.environ
         for _ in range(repeats):
             name = f"gptoss-bench-{uuid.uuid4().hex[:8]}"
             start = time.perf_counter()
@@ -136,7 +144,7 @@ def first_paint(repeats: int) -> None:
     emit(
         {
             "bench": "tui_first_paint",
-            "command": command,
+            "command": app,
             "repeats": repeats,
             "median_s": round(times[len(times) // 2], 3),
             "min_s": round(times[0], 3),
@@ -178,7 +186,7 @@ def paint_probe_child(out: Path, spawned_at: float) -> None:
 def first_paint_probe(repeats: int) -> None:
     if shutil.which("tmux") is None:
         return
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    env = os.environ
     walls: list[float] = []
     cpus: list[float] = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -186,7 +194,7 @@ def first_paint_probe(repeats: int) -> None:
             out = Path(scratch) / f"paint-{index}.json"
             name = f"gptoss-probe-{uuid.uuid4().hex[:8]}"
             command = (
-                f"{sys.executable} {Path(__file__).resolve()} --paint-probe {out} "
+                f"{pane_env()} {sys.executable} {Path(__file__).resolve()} --paint-probe {out} "
                 f"--spawned-at {time.time()}"
             )
             subprocess.run(

@@ -36,7 +36,8 @@ async def main() -> None:
     async with app.run_test(size=(150, 46)) as pilot:
         await wait_for(pilot, lambda: app.session is not None)
         screen = app.chat_screen
-        for question in ("How do I read a huge CSV in Python?", "What is the 20th Fibonacci number?"):
+        questions = ("How do I read a huge CSV in Python?", "What is the 20th Fibonacci number?")
+        for question in questions:
             prompt = app.query_one(PromptInput)
             prompt.load_text(question)
             await pilot.press("enter")

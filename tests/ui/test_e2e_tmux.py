@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -62,23 +63,27 @@ class Pane:
 def test_full_turn_with_tool_approval(tmp_path, harmony_encoding):
     # harmony_encoding fills the session's private GPTOSS_CHAT_CACHE_DIR (inherited below), so
     # the app finds the vocabulary there instead of rebuilding it.
+    # A tmux server that is already running starts panes with its own environment, not ours:
+    # everything the app needs travels in the command line.
     env = {
-        **os.environ,
         "PYTHONPATH": str(ROOT),
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "TERM": "xterm-256color",
+        "GPTOSS_CHAT_CACHE_DIR": os.environ["GPTOSS_CHAT_CACHE_DIR"],
     }
-    env.pop("NO_COLOR", None)
+    for name in ("PATH", "HOME", "DOCKER_HOST"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    prefix = "env -u NO_COLOR " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     name = f"gptoss-e2e-{uuid.uuid4().hex[:8]}"
     command = (
-        f"{sys.executable} -m gptoss_chat --backend replay {DEMO_REPLAY} --python "
+        f"{prefix} {sys.executable} -m gptoss_chat --backend replay {DEMO_REPLAY} --python "
         f"--workspace {tmp_path}; echo EXITED-$?; sleep 30"
     )
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", name, "-x", "140", "-y", "45", command],
         check=True,
-        env=env,
         cwd=tmp_path,
     )
     pane = Pane(name)
