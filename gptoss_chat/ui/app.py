@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from openai_harmony import HarmonyEncoding
 from textual import on, work
@@ -42,6 +42,9 @@ from gptoss_chat.ui.screens.chat_screen import ChatScreen
 from gptoss_chat.ui.slash_commands import SLASH_COMMANDS
 from gptoss_chat.ui.themes import BUNDLED_THEMES_DIR, DEFAULT_THEME, load_themes
 from gptoss_chat.ui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from gptoss_chat.ui.widgets.turn_view import CitationLinker
 
 Keymap = dict[str, str]
 EncodingLoader = Callable[[LaunchOptions], HarmonyEncoding]
@@ -218,6 +221,12 @@ class GptossChatApp(App[int]):
                 self.pop_screen()
 
     # -- settings the keys and commands change -------------------------------------------------
+
+    def citation_linker(self) -> CitationLinker | None:
+        """The browser tool's citation resolver, if the session has a browser."""
+        browser = self.tools.tools.get("browser") if self.tools is not None else None
+        linker = getattr(browser, "normalize_citations", None)
+        return linker if callable(linker) else None
 
     def tool_states(self) -> tuple[tuple[str, bool], ...]:
         """(name, enabled) per tool; while loading, the tools the options ask for."""

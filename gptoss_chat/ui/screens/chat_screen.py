@@ -221,6 +221,9 @@ class ChatScreen(Screen[None]):
             self.notify(message, title="Error", severity="error")
             await turn.add_error(message)
             await turn.finish(TurnDone("", interrupted=True, error=message))
+        linker = self.chat_app.citation_linker()
+        if linker is not None and "【" in turn.answer_text:
+            await turn.link_citations(linker)
         self._turn_active = False
         if driver.done is not None:
             self.show_turn_stats(driver.done)

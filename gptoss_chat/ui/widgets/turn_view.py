@@ -7,6 +7,9 @@ timer (and every structural change) flushes the buffers, so a token costs a list
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.timer import Timer
@@ -19,6 +22,16 @@ from gptoss_chat.ui.widgets.streamed_markdown import StreamedMarkdown
 from gptoss_chat.ui.widgets.tool_block import ToolBlock
 
 FRAME_SECONDS = 1 / 60
+
+
+class CitedText(Protocol):
+    references: Sequence[object]
+
+    def markdown(self) -> str: ...
+
+
+CitationLinker = Callable[[str], CitedText]
+"""The browser tool's `normalize_citations`: answer text → references and linked Markdown."""
 
 
 class AnalysisPane(Collapsible):
@@ -140,6 +153,18 @@ class TurnView(Widget):
         footer = turn_summary(done)
         if footer:
             await self.answer.mount(Static(footer, classes="turn-footer", markup=False))
+
+    async def link_citations(self, normalize: CitationLinker) -> int:
+        """Re-render the final answer with the browser's `【3†L9-L11】` citations as links and a
+        list of sources; returns how many references resolved. Done once, at the end of the
+        turn: while streaming, a citation may still be half-written."""
+        resolved = 0
+        for segment in self.answer.query(".answer-text.-final").results(StreamedMarkdown):
+            cited = normalize(segment.full_text)
+            if cited.references:
+                resolved += len(cited.references)
+                await segment.update(cited.markdown())
+        return resolved
 
     def set_analysis_collapsed(self, collapsed: bool) -> None:
         self.analysis.collapsed = collapsed
