@@ -111,7 +111,9 @@ class ChatScreen(Screen[None]):
         self.query_one(PromptInput).focus()
         self.refresh_status()
         if self.chat_app.session is None:
-            self.chat_app.start_loading()
+            # After the first frame: the loader thread (tokenizer, weights) would otherwise
+            # compete with it for the GIL.
+            self.call_after_refresh(self.chat_app.start_loading)
 
     # -- status ----------------------------------------------------------------------------------
 
