@@ -224,3 +224,16 @@ async def test_tool_turn_without_approval_when_policy_allows(encoding, make_test
         assert python.runs == ["print(6 * 7)"]
         block = app.query_one(".tool-block")
         assert "done" in block.title
+
+
+async def test_paste_keeps_newlines_and_does_not_send(encoding, make_test_app):
+    from textual import events
+
+    session = build_session(encoding, [ANSWER])
+    app = make_test_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        prompt = app.chat_screen.query_one("#prompt")
+        app.post_message(events.Paste("line one\nline two"))  # as the terminal driver does
+        await pilot.pause()
+        assert prompt.text == "line one\nline two"
+        assert session.entries == []
