@@ -171,7 +171,7 @@ def load_generator(
             raise GeneratorError(f"--backend {options.backend} needs --server URL")
         from gptoss_chat.remote import connect
 
-        return connect(options.backend, options.server, context=options.context)
+        return connect(options.backend, options.server, context=options.context, encoding=encoding)
     if not options.model_dir:
         raise GeneratorError(
             "no model folder given: gptoss-chat MODEL_DIR (see README: downloading the weights)"

@@ -36,8 +36,11 @@ def launch(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"gptoss-chat: {exc}", file=sys.stderr)
         return 2
-    if args.prompt is not None:
-        return run_one_shot(options, args.prompt, show_analysis=args.show_analysis)
+    prompt = args.prompt
+    if prompt is None and _model_dir_is_a_prompt(options, args):
+        prompt, options.model_dir = args.model_dir, None
+    if prompt is not None:
+        return run_one_shot(options, prompt, show_analysis=args.show_analysis)
     if options.plain or options.raw:
         from gptoss_chat.ui.plain import run_plain
 
@@ -107,6 +110,16 @@ def run_one_shot(
         session.tools.close()
         if recorder is not None:
             recorder.store.close()
+
+
+def _model_dir_is_a_prompt(options: LaunchOptions, args: argparse.Namespace) -> bool:
+    """`gptoss-chat --backend vllm --server URL "question"`: a server needs no MODEL_DIR, so
+    the one positional argument is the prompt (unless it names an existing path)."""
+    return (
+        options.backend in ("vllm", "ollama")
+        and args.model_dir is not None
+        and not Path(args.model_dir).expanduser().exists()
+    )
 
 
 def _resume_value_is_model_dir(args: argparse.Namespace) -> None:
