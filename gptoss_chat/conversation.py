@@ -189,8 +189,11 @@ class ChatSession:
         return Message.from_role_and_content(Role.SYSTEM, content)
 
     def developer_message(self) -> Message | None:
-        functions = [d for tool in self.tools.active() for d in tool.function_descriptions()]
-        instructions = self.settings.developer_message
+        active = self.tools.active()
+        functions = [d for tool in active for d in tool.function_descriptions()]
+        # As gpt-oss's own chat does: the user's instructions first, then each tool's guide.
+        parts = [self.settings.developer_message, *(t.developer_instructions() for t in active)]
+        instructions = "\n".join(part for part in parts if part)
         if not functions and not instructions:
             return None
         content = DeveloperContent.new()

@@ -115,9 +115,12 @@ def make_tools(options: LaunchOptions) -> ToolRegistry:
 
 
 def _browser(options: LaunchOptions):
+    import os
+
+    from gptoss_chat.tools.browser.backends import make_backend
     from gptoss_chat.tools.browser.tool import BrowserTool
 
-    return BrowserTool()
+    return BrowserTool(make_backend("auto", exa_api_key=os.environ.get("EXA_API_KEY")))
 
 
 def _python(options: LaunchOptions):
@@ -129,7 +132,8 @@ def _python(options: LaunchOptions):
 def _apply_patch(options: LaunchOptions):
     from gptoss_chat.tools.apply_patch import ApplyPatchTool
 
-    return ApplyPatchTool(root=options.workspace)
+    # The format guide goes into the developer instructions, as in gpt-oss's chat.
+    return ApplyPatchTool(root=options.workspace, instructions_in_description=False)
 
 
 _TOOL_BUILDERS = {"browser": _browser, "python": _python, "apply_patch": _apply_patch}

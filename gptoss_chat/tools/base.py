@@ -148,6 +148,10 @@ class Tool(ABC):
         """Function tools for the developer message's `functions` namespace (apply_patch)."""
         return []
 
+    def developer_instructions(self) -> str:
+        """Text appended to the developer message's instructions while the tool is on."""
+        return ""
+
     @abstractmethod
     def propose(self, call: ToolCall) -> Proposal:
         """Parse the call into a previewable Proposal; raise ToolCallError on bad arguments."""

@@ -356,3 +356,17 @@ async def test_listeners_see_every_event(encoding, script):
     session.listeners.append(lambda s, event: seen.append(event))
     events = await collect(session.send("hi"))
     assert seen == events
+
+
+async def test_tool_guides_join_the_developer_instructions(encoding, script):
+    from gptoss_chat.tools.apply_patch import ApplyPatchTool
+
+    tool = ApplyPatchTool(instructions_in_description=False)
+    settings = ChatSettings(developer_message="Be terse.")
+    session = make_session(encoding, [script(ANSWER)], tools=[tool], settings=settings)
+    text = encoding.decode(session.render_prompt())
+    developer = text.split("<|start|>developer<|message|>", 1)[1].split("<|end|>", 1)[0]
+    assert developer.startswith("# Instructions\n\nBe terse.\n" + tool.instructions.strip()[:40])
+    assert "type apply_patch = (_: string) => any;" in developer
+    session.tools.set_enabled("apply_patch", False)
+    assert tool.instructions.strip()[:40] not in encoding.decode(session.render_prompt())
