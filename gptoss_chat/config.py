@@ -127,7 +127,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sandbox.cpus", 1.0, _number(0.0, low_open=True), "CPUs of the sandbox container"),
     Setting("sandbox.pids", 64, _integer(1), "processes and threads in the sandbox"),
     Setting("sandbox.network", False, _boolean, "give the sandbox network access"),
-    Setting("browser.backend", "exa", _text, "search backend of the browser tool"),
+    Setting(
+        "browser.backend",
+        "auto",
+        _choice("auto", "exa", "keyless"),
+        "browser search: exa (needs EXA_API_KEY), keyless, or auto (exa when a key is set)",
+    ),
 )
 SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
 TABLE_NAMES = {"tools", "approval", "sampling", "sandbox", "browser", "keymap"}

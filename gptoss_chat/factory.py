@@ -47,7 +47,7 @@ class LaunchOptions:
     """Session to continue: an id, a unique id prefix or 'last'; None starts a new one."""
     sandbox: dict[str, Any] = field(default_factory=dict)
     """SandboxConfig fields from [sandbox] (image, timeout_s, memory_mb, cpus, pids, network)."""
-    browser_backend: str = "exa"
+    browser_backend: str = "auto"
     keymap: dict[str, str] = field(default_factory=dict)
     """Binding id -> key, from [keymap]."""
     config: Config = field(default_factory=defaults)
@@ -120,13 +120,15 @@ def _browser(options: LaunchOptions):
     from gptoss_chat.tools.browser.backends import make_backend
     from gptoss_chat.tools.browser.tool import BrowserTool
 
-    return BrowserTool(make_backend("auto", exa_api_key=os.environ.get("EXA_API_KEY")))
+    backend = options.browser_backend
+    return BrowserTool(make_backend(backend, exa_api_key=os.environ.get("EXA_API_KEY")))
 
 
 def _python(options: LaunchOptions):
     from gptoss_chat.tools.python_tool import PythonTool
+    from gptoss_chat.tools.sandbox.config import SandboxConfig
 
-    return PythonTool()
+    return PythonTool(SandboxConfig(**options.sandbox))
 
 
 def _apply_patch(options: LaunchOptions):

@@ -72,10 +72,10 @@ def run_one_shot(
     except Exception as exc:  # loading errors are the user's to read, not a traceback
         print(f"gptoss-chat: {exc}", file=err)
         return 1
-    session = make_session(options, encoding=encoding, generator=generator, approver=deny_all)
     try:
+        session = make_session(options, encoding=encoding, generator=generator, approver=deny_all)
         recorder = attach_persistence(session, options)
-    except StoreError as exc:
+    except (StoreError, ValueError) as exc:  # a stored session or tool setting the user must fix
         print(f"gptoss-chat: {exc}", file=err)
         return 1
     if options.raw:

@@ -357,5 +357,9 @@ def run_plain(
     except Exception as exc:  # loading errors are the user's to read, not a traceback
         console.print(f"[red]gptoss-chat: {exc}[/]", highlight=False)
         return 1
-    repl = PlainRepl(options, encoding, generator, console, tools)
+    try:
+        repl = PlainRepl(options, encoding, generator, console, tools)
+    except ValueError as exc:  # a tool setting the user must fix (e.g. exa without a key)
+        console.print(f"[red]gptoss-chat: {exc}[/]", highlight=False)
+        return 1
     return asyncio.run(repl.run())

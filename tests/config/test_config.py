@@ -173,3 +173,15 @@ def test_resolve_without_a_config_attribute(user_config) -> None:
     args = build_chat_parser().parse_args([])
     del args.config
     assert resolve(args)["reasoning"] == "high"
+
+
+def test_sandbox_and_browser_settings_reach_the_tools(user_config, monkeypatch) -> None:
+    from gptoss_chat.factory import make_tools
+
+    monkeypatch.delenv("EXA_API_KEY", raising=False)
+    user_config.write_text(USER_CONFIG + '\n[browser]\nbackend = "keyless"\n')
+    registry = make_tools(options_for())
+    python = registry.tools["python"]
+    assert python.config.image == "my/sandbox:1" and python.config.memory_mb == 1024
+    assert registry.enabled == {"python"}
+    assert type(registry.tools["browser"].backend).__name__ == "KeylessBackend"
