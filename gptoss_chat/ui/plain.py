@@ -18,7 +18,7 @@ from openai_harmony import HarmonyEncoding, Role
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
-from prompt_toolkit.history import FileHistory, InMemoryHistory
+from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from rich.console import Console
 
@@ -121,21 +121,22 @@ class PlainRepl:
         )
         self.printer = EventPrinter(console, raw=options.raw)
         self.recorder: SessionRecorder | None = None
-        interactive = sys.stdin.isatty()
-        history = InMemoryHistory()
-        if interactive:
+        self.interactive = sys.stdin.isatty()
+        """False when input is piped: lines are read without prompt_toolkit."""
+        self.input: PromptSession[str] | None = None
+        self.answers: PromptSession[str] | None = None
+        if self.interactive:  # prompt_toolkit warns about (and mangles) piped input
             path = locations.history_file()
             path.parent.mkdir(parents=True, exist_ok=True)
-            history = FileHistory(str(path))
-        self.input = PromptSession(
-            history=history,
-            completer=SlashCompleter(self.session.tools.tools),
-            key_bindings=_key_bindings(),
-            multiline=True,
-            complete_while_typing=True,
-            prompt_continuation="… ",
-        )
-        self.answers: PromptSession[str] = PromptSession()
+            self.input = PromptSession(
+                history=FileHistory(str(path)),
+                completer=SlashCompleter(self.session.tools.tools),
+                key_bindings=_key_bindings(),
+                multiline=True,
+                complete_while_typing=True,
+                prompt_continuation="… ",
+            )
+            self.answers = PromptSession()
         self._raw_shown: int | None = None
         """--raw: how many entries the terminal has shown as tokens (None: nothing yet)."""
         if options.raw:
@@ -153,7 +154,7 @@ class PlainRepl:
         try:
             while True:
                 try:
-                    text = await self.input.prompt_async("› ")
+                    text = await self._read(self.input, "› ")
                 except KeyboardInterrupt:
                     continue
                 except EOFError:
@@ -200,7 +201,7 @@ class PlainRepl:
         self.console.print(proposal_renderable(proposal))
         while True:
             try:
-                answer = await self.answers.prompt_async(f"Allow? {APPROVAL_HELP} › ")
+                answer = await self._read(self.answers, f"Allow? {APPROVAL_HELP} › ")
             except (KeyboardInterrupt, EOFError):
                 self.session.cancel()
                 return Decision.deny("the user stopped the turn")
@@ -208,6 +209,17 @@ class PlainRepl:
             if decision is not None:
                 return decision
             self.console.print(f"[yellow]answer {APPROVAL_HELP}[/]")
+
+    async def _read(self, prompt: PromptSession[str] | None, message: str) -> str:
+        """A line from the user: prompt_toolkit on a terminal, plain lines from a pipe."""
+        if prompt is not None:
+            return await prompt.prompt_async(message)
+        self.console.print(message, end="", markup=False)
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if not line:
+            raise EOFError
+        self.console.print(line.rstrip("\n"), markup=False, highlight=False)
+        return line
 
     # -- slash commands -------------------------------------------------------------------------
 

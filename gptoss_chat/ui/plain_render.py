@@ -135,6 +135,8 @@ class EventPrinter:
         if self._live is not None:
             self._live.stop()
             self._live = None
+            if not self.console.is_terminal:  # off a terminal, Live leaves no line break
+                self.console.print()
         elif self._channel is not None:
             self.console.print()
         self._channel = None

@@ -41,6 +41,8 @@ class Terminal:
     """A tmux pane on a private server: type into it, read what it shows."""
 
     def __init__(self, directory: Path, command: str, env: dict[str, str]) -> None:
+        self.command = command
+        self.env = env
         self.socket = f"gptoss-test-{uuid.uuid4().hex[:8]}"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         shell = f"cd {shlex.quote(str(directory))} && env {exports} {command}"
@@ -214,3 +216,70 @@ def test_raw_mode_prints_the_harmony_token_stream(terminal) -> None:
         "<|end|><|start|>assistant<|channel|>final<|message|>Edited" in flat
     )
     assert flat.count("<|start|>system") == 1, "the system message is shown once"
+
+
+def test_piped_input_answers_approvals_line_by_line(tmp_path: Path, user_dirs) -> None:
+    replay = tmp_path / "replay.json"
+    replay.write_text(json.dumps({"completions": COMPLETIONS}))
+    target = tmp_path / "notes.txt"
+    target.write_text("old\n")
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.ui._plain_child",
+            str(target),
+            "--backend",
+            "replay",
+            str(replay),
+            "--plain",
+        ],
+        input="please edit the file\na\n/tools\n",
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr
+    assert "Allow? [y]es" in child.stdout and "+hello world" in child.stdout
+    assert "Edited the file for you." in child.stdout
+    assert "edit: on (approval: ask)" in child.stdout
+    assert target.read_text() == "old\nhello world\n"
+    assert "Warning" not in child.stderr
+
+
+def test_resume_shows_the_conversation_and_continues_it(terminal, user_dirs) -> None:
+    from openai_harmony import Message, Role
+
+    from gptoss_chat.store import MessageState
+
+    with SessionStore(user_dirs["data"] / "sessions.sqlite3") as store:
+        info = store.create(title="earlier")
+        store.put_message(info.id, 0, Message.from_role_and_content(Role.USER, "first question"))
+        answer = Message.from_role_and_content(Role.ASSISTANT, "a half-written ans")
+        store.put_message(info.id, 1, answer.with_channel("final"), MessageState.STREAMING)
+    term = terminal
+    term.close()
+    term.__init__(REPO, term.command + " --resume", term.env)
+    screen = term.wait_for(r"Ctrl-D quits\n›")
+    assert f"resumed session {info.id}" in screen
+    assert "first question" in screen and "a half-written ans" in screen
+    assert "(interrupted)" in screen
+    term.type("/undo")
+    term.keys("Enter")
+    term.wait_for("removed your last message")
+    term.type("second try")
+    term.keys("Enter")
+    term.wait_for(r"Allow\? \[y\]es")
+    term.keys("C-c")
+    term.wait_for(r"interrupted\)\n›")
+    term.keys("C-d")
+    term.wait_for("EXITED 0")
+    with SessionStore(user_dirs["data"] / "sessions.sqlite3") as store:
+        saved = store.load(info.id)
+        assert len(store.list_sessions()) == 1
+    assert message_text(saved.messages[0].message) == "second try"
+    assert "The user declined this tool call. Reason: the user stopped the turn" in [
+        message_text(m.message) for m in saved.messages
+    ]

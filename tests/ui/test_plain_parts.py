@@ -1,0 +1,54 @@
+"""The plain REPL's pure parts: reading approval answers, completing slash commands."""
+
+from __future__ import annotations
+
+import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+
+from gptoss_chat.tools.base import ApprovalChoice, Decision
+from gptoss_chat.ui.plain import SlashCompleter, parse_approval
+
+
+@pytest.mark.parametrize(
+    ("answer", "decision"),
+    [
+        ("y", Decision.approve()),
+        ("YES", Decision.approve()),
+        (" a ", Decision.allow_session()),
+        ("always", Decision.allow_session()),
+        ("n", Decision.deny("")),
+        ("no", Decision.deny("")),
+        ("n too risky", Decision.deny("too risky")),
+        ("no: use a dry run first", Decision.deny("use a dry run first")),
+        ("", None),
+        ("maybe", None),
+        ("y please", None),
+    ],
+)
+def test_parse_approval(answer: str, decision: Decision | None) -> None:
+    assert parse_approval(answer) == decision
+
+
+def test_a_denial_is_not_an_approval() -> None:
+    assert parse_approval("n x").choice is ApprovalChoice.DENY
+
+
+@pytest.mark.parametrize(
+    ("typed", "offered"),
+    [
+        ("/re", ["/reasoning", "/retry"]),
+        ("/q", ["/quit"]),
+        ("/reasoning ", ["low", "medium", "high"]),
+        ("/reasoning h", ["high"]),
+        ("/tools ", ["apply_patch", "python"]),
+        ("/tools python ", ["on", "off"]),
+        ("/export j", ["json"]),
+        ("hello /re", []),
+        ("/retry x y", []),
+    ],
+)
+def test_slash_completion(typed: str, offered: list[str]) -> None:
+    completer = SlashCompleter(["python", "apply_patch"])
+    found = completer.get_completions(Document(typed), CompleteEvent(text_inserted=True))
+    assert [completion.text for completion in found] == offered
