@@ -115,6 +115,16 @@ class SessionRecorder:
         if self.session_id is not None:
             self.store.truncate(self.session_id, len(session.entries))
 
+    def resume(self, session: ChatSession, ref: str) -> SavedSession:
+        """Replace the conversation of `session` by stored session `ref` ('last', an id or a
+        prefix) and record into that one from now on (the TUI's sessions screen)."""
+        saved = self.store.load(ref)
+        session.clear()
+        session.entries = entries_of(saved)
+        self.session_id = saved.info.id
+        self._inflight = []
+        return saved
+
     def start_new(self) -> None:
         """After /clear: the next message opens a new stored session."""
         self.session_id = None
@@ -170,6 +180,7 @@ def entries_of(saved: SavedSession) -> list[Entry]:
 def resume_session(session: ChatSession, store: SessionStore, ref: str) -> SessionRecorder:
     """Load stored session `ref` ('last', an id or a prefix) into `session` and keep recording
     into it. The conversation continues where it stopped; an interrupted answer stays marked."""
-    saved = store.load(ref)
-    session.entries = entries_of(saved)
-    return attach_store(session, store, session_id=saved.info.id)
+    recorder = SessionRecorder(store)
+    recorder.resume(session, ref)
+    session.listeners.append(recorder)
+    return recorder

@@ -146,3 +146,31 @@ def test_resume_rebuilds_the_conversation_and_keeps_recording(encoding, store) -
     saved = store.load(recorder.session_id)
     assert [message_text(m.message) for m in saved.messages][3] == "go on"
     assert [m.interrupted for m in saved.messages] == [False, False, True, False, False, False]
+
+
+def test_a_running_chat_switches_to_another_stored_session(encoding, store) -> None:
+    chat = make_chat(encoding)
+    recorder = attach_store(chat, store)
+    asyncio.run(drain(chat.send("first chat")))
+    first = recorder.session_id
+    recorder.start_new()
+    chat.clear()
+    asyncio.run(drain(chat.send("second chat")))
+    saved = recorder.resume(chat, first)
+    assert saved.info.id == first == recorder.session_id
+    assert message_text(chat.messages[0]) == "first chat" and len(chat.entries) == 3
+    asyncio.run(drain(chat.send("back again")))
+    assert len(store.load(first).messages) == 6
+    assert len(store.load("last").messages) == 6, "the resumed session is now the latest"
+
+
+def test_save_sessions_false_records_nothing(encoding, user_dirs) -> None:
+    from gptoss_chat.config import defaults
+    from gptoss_chat.factory import LaunchOptions, attach_persistence
+
+    config = defaults()
+    config.set("save_sessions", False, "test")
+    chat = make_chat(encoding)
+    assert attach_persistence(chat, LaunchOptions.from_config(config)) is None
+    assert chat.listeners == []
+    assert not (user_dirs["data"] / "sessions.sqlite3").exists()
