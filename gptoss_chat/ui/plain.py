@@ -21,6 +21,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from rich.console import Console
+from rich.markup import escape
 
 from gptoss_chat import locations
 from gptoss_chat.events import Event, TurnStarted
@@ -148,7 +149,7 @@ class PlainRepl:
         try:
             self.recorder = attach_persistence(self.session, self.options)
         except StoreError as exc:
-            self.console.print(f"[red]gptoss-chat: {exc}[/]", highlight=False)
+            self.console.print(f"[red]gptoss-chat: {escape(str(exc))}[/]", highlight=False)
             return 1
         self._banner()
         try:
@@ -174,7 +175,7 @@ class PlainRepl:
 
     def _banner(self) -> None:
         generator = self.session.generator
-        self.console.print(f"[bold]gptoss-chat[/] · {generator.name}", highlight=False)
+        self.console.print(f"[bold]gptoss-chat[/] · {escape(generator.name)}", highlight=False)
         if self.recorder is not None and self.options.resume and self.session.entries:
             self.console.print(f"[dim]resumed session {self.recorder.session_id}[/]")
             self.printer.replay(self.session.entries)
@@ -208,7 +209,7 @@ class PlainRepl:
             decision = parse_approval(answer)
             if decision is not None:
                 return decision
-            self.console.print(f"[yellow]answer {APPROVAL_HELP}[/]")
+            self.console.print(f"[yellow]answer {escape(APPROVAL_HELP)}[/]")
 
     async def _read(self, prompt: PromptSession[str] | None, message: str) -> str:
         """A line from the user: prompt_toolkit on a terminal, plain lines from a pipe."""
@@ -232,7 +233,7 @@ class PlainRepl:
             return False
         if name == "/help":
             for command, meaning in COMMANDS.items():
-                self.console.print(f"  [bold]{command}[/] {meaning}", highlight=False)
+                self.console.print(f"  [bold]{command}[/] {escape(meaning)}", highlight=False)
         elif name == "/reasoning":
             if rest and rest not in REASONING_EFFORTS:
                 self._say(f"reasoning effort must be one of {', '.join(REASONING_EFFORTS)}")
@@ -261,7 +262,7 @@ class PlainRepl:
         return True
 
     def _say(self, text: str) -> None:
-        self.console.print(f"[dim]{text}[/]", highlight=False)
+        self.console.print(f"[dim]{escape(text)}[/]", highlight=False)
 
     def _tools(self, rest: str) -> None:
         registry = self.session.tools
@@ -367,11 +368,11 @@ def run_plain(
                 progress=lambda fraction, text: status.update(f"{text} {fraction:.0%}"),
             )
     except Exception as exc:  # loading errors are the user's to read, not a traceback
-        console.print(f"[red]gptoss-chat: {exc}[/]", highlight=False)
+        console.print(f"[red]gptoss-chat: {escape(str(exc))}[/]", highlight=False)
         return 1
     try:
         repl = PlainRepl(options, encoding, generator, console, tools)
     except ValueError as exc:  # a tool setting the user must fix (e.g. exa without a key)
-        console.print(f"[red]gptoss-chat: {exc}[/]", highlight=False)
+        console.print(f"[red]gptoss-chat: {escape(str(exc))}[/]", highlight=False)
         return 1
     return asyncio.run(repl.run())

@@ -11,6 +11,7 @@ from openai_harmony import Role
 from rich.console import Console
 from rich.live import Live
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.text import Text
@@ -72,17 +73,19 @@ class EventPrinter:
     def handle(self, event: Event) -> None:
         if isinstance(event, ErrorEvent):
             self.stop_live()
-            self.console.print(f"\n[bold red]error:[/] {event.message}", highlight=False)
+            self.console.print(f"\n[bold red]error:[/] {escape(event.message)}", highlight=False)
         elif isinstance(event, ToolProposed) and not event.needs_decision:
             self.stop_live()
-            self.console.print(f"\n[yellow]⚙ {event.proposal.title}[/] [dim](allowed)[/]")
+            self.console.print(f"\n[yellow]⚙ {escape(event.proposal.title)}[/] [dim](allowed)[/]")
         elif isinstance(event, ToolDeclined):
             reason = f": {event.decision.reason}" if event.decision.reason else ""
-            self.console.print(f"[red]✗ declined{reason}[/]", highlight=False)
+            self.console.print(f"[red]✗ declined{escape(reason)}[/]", highlight=False)
         elif isinstance(event, ToolFinished):
             style = "red" if event.result.is_error else "green"
             summary = event.result.summary or "done"
-            self.console.print(f"[{style}]✓ {event.proposal.tool}: {summary}[/]", highlight=False)
+            self.console.print(
+                f"[{style}]✓ {escape(event.proposal.tool)}: {escape(summary)}[/]", highlight=False
+            )
         elif isinstance(event, TurnDone):
             self._turn_done(event)
         elif not self.raw:
@@ -93,7 +96,7 @@ class EventPrinter:
             self.stop_live()
             self._channel = event.channel
             if event.recipient:
-                self.console.print(f"\n[dim]→ {event.recipient}[/]", highlight=False)
+                self.console.print(f"\n[dim]→ {escape(event.recipient)}[/]", highlight=False)
             elif event.channel == "analysis":
                 self.console.print("[dim italic]thinking…[/]")
         elif isinstance(event, ReasoningDelta | ToolCallDelta):
@@ -147,7 +150,7 @@ class EventPrinter:
             message = entry.message
             text = message_text(message)
             if message.author.role == Role.USER:
-                self.console.print(f"\n[bold cyan]you ›[/] {text}", highlight=False)
+                self.console.print(f"\n[bold cyan]you ›[/] {escape(text)}", highlight=False)
             elif message.author.role == Role.ASSISTANT and message.channel == "final":
                 self.console.print(Markdown(text))
                 if entry.interrupted:

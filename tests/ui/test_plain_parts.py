@@ -52,3 +52,21 @@ def test_slash_completion(typed: str, offered: list[str]) -> None:
     completer = SlashCompleter(["python", "apply_patch"])
     found = completer.get_completions(Document(typed), CompleteEvent(text_inserted=True))
     assert [completion.text for completion in found] == offered
+
+
+def test_text_from_the_model_and_tools_is_never_read_as_markup() -> None:
+    import io
+
+    from rich.console import Console
+
+    from gptoss_chat.events import ErrorEvent, ToolDeclined
+    from gptoss_chat.tools.base import Proposal, ToolCall
+    from gptoss_chat.ui.plain_render import EventPrinter
+
+    out = io.StringIO()
+    printer = EventPrinter(Console(file=out, width=100))
+    printer.handle(ErrorEvent("bad [y]es [/] token"))
+    proposal = Proposal("python", ToolCall("python", "x"), "Run [red]code", "x")
+    printer.handle(ToolDeclined(proposal, Decision.deny("[bold]no[/bold]")))
+    assert "bad [y]es [/] token" in out.getvalue()
+    assert "declined: [bold]no[/bold]" in out.getvalue()
