@@ -80,9 +80,12 @@ class LaunchOptions:
             if key.startswith("sandbox.") and value is not None
         }
         workspace = config["workspace"]
+        backend = config["backend"]
+        if backend == "auto" and config["server"]:  # `--server URL` alone means a vLLM server
+            backend = "vllm"
         return cls(
             model_dir=config["model_dir"],
-            backend=config["backend"],
+            backend=backend,
             server=config["server"],
             context=config["context"],
             settings=settings,

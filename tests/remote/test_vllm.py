@@ -212,16 +212,8 @@ def test_unreachable_server_and_wrong_model(encoding) -> None:
 def test_one_shot_chat_through_the_command_line(encoding, user_dirs) -> None:
     with server_for(encoding, lambda body: answer_stream(encoding)) as server:
         child = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tests._child",
-                "--backend",
-                "vllm",
-                "--server",
-                server.url,
-                "hello there",
-            ],
+            # --server alone means vLLM; the one positional argument is the prompt.
+            [sys.executable, "-m", "tests._child", "--server", server.url, "hello there"],
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
             capture_output=True,
