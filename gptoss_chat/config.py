@@ -291,6 +291,18 @@ def render(config: Config) -> list[tuple[str, str]]:
     return rows
 
 
+# What to show for settings without a default, so an uncommented line is valid TOML.
+_EXAMPLES = {
+    "model_dir": "~/models/gpt-oss-20b",
+    "server": "http://localhost:8000",
+    "context": 131072,
+    "workspace": ".",
+    "sampling.seed": 0,
+    "sampling.max_tokens": 4096,
+    "sandbox.image": "python:3.12-slim",
+}
+
+
 def template() -> str:
     """A config file with every setting commented out at its default, for `config --init`."""
     lines = ["# gptoss-chat config: uncomment what you want to change.", ""]
@@ -301,7 +313,7 @@ def template() -> str:
             table = head
             lines += ["", f"[{head}]"]
         lines.append(f"# {setting.doc}")
-        value = "" if setting.default is None else toml_value(setting.default)
+        value = toml_value(_EXAMPLES.get(setting.key, setting.default))
         lines.append(f"# {name} = {value}")
-    lines += ["", "[keymap]", "# binding id = key, e.g.", '# stop = "ctrl+c"', ""]
+    lines += ["", "[keymap]", "# binding id: key, for example", '# stop = "ctrl+c"', ""]
     return "\n".join(lines)

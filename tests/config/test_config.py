@@ -159,6 +159,11 @@ def test_config_init_writes_a_file_that_loads_to_the_defaults(user_dirs, capsys)
     assert config.path == path
     assert all(config.source(key) == "default" for key in config.values)
     assert main(["config", "--init"]) == 1, "never overwrites"
+    uncommented = "\n".join(
+        line.removeprefix("# ") if " = " in line else line for line in path.read_text().splitlines()
+    )
+    path.write_text(uncommented)
+    assert load_config()["sampling.max_tokens"] == 4096, "every example line is valid"
 
 
 def test_config_command_reports_a_bad_file(tmp_path: Path, capsys) -> None:
