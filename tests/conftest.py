@@ -1,10 +1,41 @@
-"""Fixtures shared by every test folder."""
+"""Fixtures shared by every test file."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from openai_harmony import HarmonyEncoding
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point GPTOSS_CHAT_CACHE_DIR at a fresh folder for the whole session.
+
+    Tests that go through the app's own door (the CLI, the launcher) load the encoding without
+    a cache argument; this keeps them, too, away from the user's real cache.
+    """
+    path = tmp_path_factory.mktemp("gptoss-chat-cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GPTOSS_CHAT_CACHE_DIR", str(path))
+    yield path
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def harmony_encoding(private_cache_dir: Path) -> HarmonyEncoding:
+    """The gpt-oss Harmony encoding, loaded offline through our own loader.
+
+    The first load in a session rebuilds the vocabulary from quicktok into the session's
+    private cache (about a second); later loads in the same session, by any test, reuse it.
+    """
+    from gptoss_chat.encoding import load_encoding
+
+    return load_encoding(cache_dir=private_cache_dir)
 
 
 @pytest.fixture

@@ -12,12 +12,11 @@ from gptoss_chat.generator import ReplayGenerator
 from gptoss_chat.settings import ChatSettings
 from gptoss_chat.tools.base import Decision, Proposal, Tool, ToolCall, ToolRegistry, ToolResult
 from gptoss_chat.tools.base import tool_message as make_tool_message
-from tests._harmony_vocab import load_encoding
 
 
 @pytest.fixture(scope="session")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
+def encoding(harmony_encoding: HarmonyEncoding) -> HarmonyEncoding:
+    return harmony_encoding
 
 
 class WeatherTool(Tool):

@@ -8,7 +8,6 @@ from openai_harmony import HarmonyEncoding
 from gptoss_chat.conversation import ChatSession
 from gptoss_chat.generator import Generator
 from gptoss_chat.tools.base import ToolRegistry
-from tests._harmony_vocab import load_encoding
 
 ANSWER = (
     "<|channel|>analysis<|message|>Simple greeting.<|end|>"
@@ -17,8 +16,8 @@ ANSWER = (
 
 
 @pytest.fixture(scope="session")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
+def encoding(harmony_encoding: HarmonyEncoding) -> HarmonyEncoding:
+    return harmony_encoding
 
 
 def pieces(encoding: HarmonyEncoding, text: str, size: int = 3) -> list[list[int]]:

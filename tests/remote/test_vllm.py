@@ -213,7 +213,7 @@ def test_one_shot_chat_through_the_command_line(encoding, user_dirs) -> None:
     with server_for(encoding, lambda body: answer_stream(encoding)) as server:
         child = subprocess.run(
             # --server alone means vLLM; the one positional argument is the prompt.
-            [sys.executable, "-m", "tests._child", "--server", server.url, "hello there"],
+            [sys.executable, "-m", "gptoss_chat", "--server", server.url, "hello there"],
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
             capture_output=True,

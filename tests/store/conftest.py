@@ -8,7 +8,6 @@ from openai_harmony import HarmonyEncoding
 from gptoss_chat.conversation import ChatSession
 from gptoss_chat.generator import ReplayGenerator
 from gptoss_chat.tools.base import ToolRegistry
-from tests._harmony_vocab import load_encoding
 
 ANSWER = (
     "<|channel|>analysis<|message|>The user greets me. Answer briefly.<|end|>"
@@ -17,8 +16,8 @@ ANSWER = (
 
 
 @pytest.fixture(scope="session")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
+def encoding(harmony_encoding: HarmonyEncoding) -> HarmonyEncoding:
+    return harmony_encoding
 
 
 def make_chat(encoding: HarmonyEncoding, *completions: str, delay: float = 0.0) -> ChatSession:

@@ -27,7 +27,7 @@ QUICK_ANSWER = "<|channel|>final<|message|>Continuing from where we stopped.<|re
 def chat(args: list[str], **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, "-m", "tests._child", *args],
+        [sys.executable, "-m", "gptoss_chat", *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

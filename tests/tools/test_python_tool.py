@@ -166,13 +166,12 @@ def test_build_without_debootstrap_says_what_to_install(tmp_path, monkeypatch):
         check_prerequisites()
 
 
-def test_system_message_and_tool_message_render_in_harmony():
+def test_system_message_and_tool_message_render_in_harmony(harmony_encoding):
     from openai_harmony import Conversation, Message, Role, SystemContent
 
     from gptoss_chat.tools.base import tool_message
-    from tests._harmony_vocab import load_encoding
 
-    encoding = load_encoding()
+    encoding = harmony_encoding
     config = PythonTool(SandboxConfig(timeout_s=60)).system_config()
     system = Message.from_role_and_content(Role.SYSTEM, SystemContent.new().with_tools(config))
     answer = tool_message("python", "42\n", channel="analysis")

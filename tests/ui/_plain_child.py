@@ -12,8 +12,6 @@ from pathlib import Path
 from openai_harmony import ToolDescription
 
 from gptoss_chat.tools.base import Proposal, Tool, ToolCall, ToolRegistry, ToolResult, tool_message
-from tests._child import _ensure_encoding_module
-from tests._harmony_vocab import load_encoding
 
 
 class EditTool(Tool):
@@ -44,8 +42,6 @@ class EditTool(Tool):
 
 
 def main(argv: list[str]) -> int:
-    load_encoding()
-    _ensure_encoding_module()
     from gptoss_chat.cli import build_chat_parser
     from gptoss_chat.factory import LaunchOptions
     from gptoss_chat.ui.plain import run_plain

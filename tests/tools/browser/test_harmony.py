@@ -16,12 +16,11 @@ from openai_harmony import (
 from gptoss_chat.tools.base import ToolCall
 from gptoss_chat.tools.browser.backends import KeylessBackend
 from gptoss_chat.tools.browser.tool import BrowserTool
-from tests._harmony_vocab import load_encoding
 
 
 @pytest.fixture(scope="module")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
+def encoding(harmony_encoding: HarmonyEncoding) -> HarmonyEncoding:
+    return harmony_encoding
 
 
 def test_system_message_declares_the_browser_namespace(
