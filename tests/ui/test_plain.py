@@ -112,6 +112,7 @@ def terminal(tmp_path: Path, user_dirs, request):
         "GPTOSS_CHAT_DATA_DIR": str(user_dirs["data"]),
         "HOME": os.environ.get("HOME", "/root"),
         "TERM": "tmux-256color",
+        "GPTOSS_CHAT_CACHE_DIR": os.environ["GPTOSS_CHAT_CACHE_DIR"],  # the session's vocab
     }
     command = (
         f"{shlex.quote(sys.executable)} -m tests.ui._plain_child "
