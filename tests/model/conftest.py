@@ -24,6 +24,13 @@ PROMPT = [200006, 17360, 200008, 3575, 553, 261, 10297, 29186, 13, 200007, 20000
 CONTINUATION = 12
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> None:
+    """These models are far too small to gain from threads, and on a shared CPU torch's spinning
+    worker threads make each tiny op 20x slower."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[Layout, Path]:
     root = tmp_path_factory.mktemp("tiny-checkpoints")
@@ -68,3 +75,15 @@ def transformers_reference(tiny_checkpoints: dict[Layout, Path]) -> dict[torch.d
         references[dtype] = Reference(logits, greedy, greedy_logits)
         del model
     return references
+
+
+@pytest.fixture(scope="session")
+def micro_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny with a 512-token vocabulary: for engine behaviour tests that need no real ids."""
+    from dataclasses import replace
+
+    config = replace(TINY, vocab_size=512)
+    root = tmp_path_factory.mktemp("micro-checkpoint")
+    return write_random_checkpoint(
+        root, config, Layout.ORIGINAL, seed=SEED, device=torch.device("cpu")
+    )
