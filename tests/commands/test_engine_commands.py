@@ -47,10 +47,11 @@ def test_make_checkpoint_cuda_without_gpu(tmp_path: Path, capsys) -> None:
     assert "no CUDA GPU" in capsys.readouterr().err
 
 
+PROMPT_IDS = "200006,1428,200008"
+
+
 def test_generate_ids_json(tiny_dir: Path, capsys) -> None:
-    result = generate_json(
-        capsys, str(tiny_dir), "--ids", "200006,1428,200008", "--max-tokens", "5"
-    )
+    result = generate_json(capsys, str(tiny_dir), "--ids", PROMPT_IDS, "--max-tokens", "5")
     assert len(result["ids"]) == result["generated_tokens"] == 5
     assert result["prompt_tokens"] == 3 and result["stop_reason"] == "length"
     assert result["decode_tokens_per_second"] > 0
