@@ -143,6 +143,11 @@ def rms_norm_torch(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Te
     return (t * scale).to(x.dtype)
 
 
+ATTENTION_SCORE_BUDGET = 1 << 27
+"""Float32 scores one reference attention step may hold (512 MiB): long prefills go in query
+blocks so a 1024-token chunk against a 131072-token cache does not need 34 GB."""
+
+
 def attention_torch(
     q: torch.Tensor,
     k_cache: torch.Tensor,
@@ -155,16 +160,39 @@ def attention_torch(
     """Reference attention. It reads `start` on the host (one sync per call) to gather only the
     live slots; a kernel reads it on the device instead."""
     n_tokens, n_heads, head_dim = q.shape
+    first_query = int(start)
+    out = torch.empty((n_tokens, n_heads * head_dim), dtype=q.dtype, device=q.device)
+    keys_seen = first_query + n_tokens
+    if sliding_window:
+        keys_seen = min(keys_seen, sliding_window + n_tokens)
+    block = max(1, ATTENTION_SCORE_BUDGET // (n_heads * keys_seen))
+    for i in range(0, n_tokens, block):
+        out[i : i + block] = _attend(
+            q[i : i + block], k_cache, v_cache, sinks, first_query + i, sliding_window, sm_scale
+        )
+    return out
+
+
+def _attend(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    sinks: torch.Tensor,
+    first_query: int,
+    sliding_window: int,
+    sm_scale: float,
+) -> torch.Tensor:
+    n_tokens, n_heads, head_dim = q.shape
     slots, n_kv_heads, _ = k_cache.shape
-    end = int(start) + n_tokens
-    first = max(0, end - n_tokens - sliding_window + 1) if sliding_window else 0
-    key_positions = torch.arange(first, end, device=q.device)  # [K]
+    end = first_query + n_tokens
+    first_key = max(0, first_query - sliding_window + 1) if sliding_window else 0
+    key_positions = torch.arange(first_key, end, device=q.device)  # [K]
     keys = k_cache[key_positions % slots].float()  # [K, Hkv, D]
     values = v_cache[key_positions % slots].float()  # [K, Hkv, D]
     group = n_heads // n_kv_heads
     queries = q.float().view(n_tokens, n_kv_heads, group, head_dim)  # [T, Hkv, G, D]
     scores = torch.einsum("tkgd,skd->kgts", queries, keys) * sm_scale  # [Hkv, G, T, K]
-    query_positions = torch.arange(end - n_tokens, end, device=q.device)  # [T]
+    query_positions = torch.arange(first_query, end, device=q.device)  # [T]
     distance = query_positions[:, None] - key_positions[None, :]  # [T, K]
     visible = distance >= 0
     if sliding_window:
