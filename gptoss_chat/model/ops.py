@@ -121,6 +121,16 @@ class SampleOp(Protocol):
         ...
 
 
+class PrepareExpertsOp(Protocol):
+    def __call__(self, weights: ExpertWeights) -> ExpertWeights:
+        """Called once per layer right after loading, with the checkpoint-layout weights on the
+        device; returns what `moe` will receive for that layer. A kernel that wants another
+        layout (swizzled blocks, transposed scales) converts here and may return a subclass of
+        ExpertWeights with extra fields. The loader drops the input afterwards. Default: identity.
+        """
+        ...
+
+
 @dataclass(frozen=True)
 class Ops:
     """The kernel table. Every entry follows the Protocol of the same name above."""
@@ -132,6 +142,7 @@ class Ops:
     moe: MoeOp
     unembedding: UnembeddingOp
     sample: SampleOp
+    prepare_experts: PrepareExpertsOp = lambda weights: weights
 
 
 # --- torch reference implementations -----------------------------------------------------------
