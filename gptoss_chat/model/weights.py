@@ -80,30 +80,45 @@ class ModelWeights:
 
 def find_checkpoint(model_dir: str | os.PathLike[str]) -> CheckpointInfo:
     """Recognise the layout: `original/` inside a downloaded folder, an original folder itself,
-    or a Hugging Face layout (config.json with model_type gpt_oss)."""
+    or a Hugging Face layout (config.json with model_type gpt_oss). A downloaded repo holds both;
+    `original/` wins, unless its files are missing (a partial download) and the top-level
+    Hugging Face layout is there."""
     root = Path(model_dir).expanduser()
     if not root.is_dir():
         raise CheckpointError(f"{root} is not a folder")
-    candidates = [root / "original", root]
-    for folder in candidates:
-        path = folder / "config.json"
-        if not path.is_file():
-            continue
+    first_error: CheckpointError | None = None
+    for folder in (root / "original", root):
         try:
-            data = read_config_json(path)
-        except ConfigError as exc:
-            raise CheckpointError(str(exc)) from None
-        if "num_experts" in data and "experts_per_token" in data and "model_type" not in data:
-            return _checked(Layout.ORIGINAL, folder, data, path)
-        if data.get("model_type") == "gpt_oss":
-            return _checked(Layout.HF, folder, data, path)
-        if "model_type" in data:
-            raise CheckpointError(f"{path} describes a {data['model_type']!r} model, not gpt-oss")
+            info = _recognise(folder)
+        except CheckpointError as exc:
+            first_error = first_error or exc
+            continue
+        if info is not None:
+            return info
+    if first_error is not None:
+        raise first_error
     raise CheckpointError(
         f"{root} is not a gpt-oss checkpoint folder: expected original/config.json with "
         "model.safetensors (OpenAI's layout) or a Hugging Face config.json with model_type "
         "gpt_oss and its safetensors files"
     )
+
+
+def _recognise(folder: Path) -> CheckpointInfo | None:
+    path = folder / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        data = read_config_json(path)
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    if "num_experts" in data and "experts_per_token" in data and "model_type" not in data:
+        return _checked(Layout.ORIGINAL, folder, data, path)
+    if data.get("model_type") == "gpt_oss":
+        return _checked(Layout.HF, folder, data, path)
+    if "model_type" in data:
+        raise CheckpointError(f"{path} describes a {data['model_type']!r} model, not gpt-oss")
+    return None
 
 
 def _checked(layout: Layout, folder: Path, data: dict, path: Path) -> CheckpointInfo:

@@ -63,6 +63,19 @@ def test_finds_original_inside_a_downloaded_folder_or_given_directly(tmp_path: P
     assert find_checkpoint(make(tmp_path, Layout.HF)).layout is Layout.HF
 
 
+def test_downloaded_repo_with_partial_original_falls_back_to_hf_layout(tmp_path: Path) -> None:
+    root = make(tmp_path, Layout.HF)
+    original = make(tmp_path / "o")
+    (root / "original").mkdir()
+    (root / "original" / "config.json").write_text(
+        (original / "original" / "config.json").read_text()
+    )
+    assert find_checkpoint(root).layout is Layout.HF  # original/ has no weights yet
+    (root / "config.json").unlink()
+    with pytest.raises(CheckpointError, match=r"no \.safetensors file"):
+        find_checkpoint(root)
+
+
 def expect(root: Path, message: str) -> None:
     with pytest.raises(CheckpointError, match=message):
         load(root)
