@@ -11,6 +11,7 @@ packed (uint8 blocks + scales): nothing decodes experts at load time.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from gptoss_chat.model.config import ConfigError, ModelConfig, read_config_json
 from gptoss_chat.model.layout import Layout, TensorSpec, tensor_specs
 from gptoss_chat.model.ops import ExpertWeights
 from gptoss_chat.model.safetensors_io import (
+    DTYPES,
     MappedFile,
     SafetensorsError,
     TensorEntry,
@@ -73,9 +75,8 @@ class ModelWeights:
     def nbytes(self) -> int:
         tensors = [self.embedding, self.norm, self.unembedding]
         for layer in self.layers:
-            tensors += [v for v in vars(layer).values() if isinstance(v, torch.Tensor)]
-            tensors += list(vars(layer.experts).values())
-        return sum(t.numel() * t.element_size() for t in tensors)
+            tensors += [*vars(layer).values(), *vars(layer.experts).values()]
+        return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
 
 
 def find_checkpoint(model_dir: str | os.PathLike[str]) -> CheckpointInfo:
@@ -186,6 +187,11 @@ def validate(info: CheckpointInfo) -> tuple[list[TensorSpec], dict[str, TensorEn
             raise CheckpointError(
                 f"{spec.name} has shape {list(entry.shape)} but config.json implies "
                 f"{list(spec.shape)}: the config does not match the tensors"
+            )
+        if entry.nbytes != math.prod(entry.shape) * DTYPES[entry.dtype].itemsize:
+            raise CheckpointError(
+                f"{spec.name}: its header gives {entry.nbytes} bytes for shape "
+                f"{list(entry.shape)} {entry.dtype} (a corrupt file?)"
             )
     return specs, entries
 
