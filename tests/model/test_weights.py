@@ -179,6 +179,19 @@ def test_truncated_file(tmp_path: Path) -> None:
     expect(root, "is truncated|is not a safetensors file")
 
 
+def test_header_byte_range_disagrees_with_shape(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    path = root / "original" / "model.safetensors"
+    data = path.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    begin, end = header["norm.scale"]["data_offsets"]
+    header["norm.scale"]["data_offsets"] = [begin, end - 2]
+    text = json.dumps(header).encode().ljust(length)  # same length: offsets stay valid
+    path.write_bytes(data[:8] + text + data[8 + length :])
+    expect(root, r"norm.scale: its header gives 126 bytes for shape \[64\] BF16")
+
+
 def test_garbage_file(tmp_path: Path) -> None:
     root = make(tmp_path)
     (root / "original" / "model.safetensors").write_bytes(
