@@ -256,6 +256,11 @@ def load_generator(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GeneratorError("a CUDA device was requested but torch sees no CUDA GPU")
     info = find_checkpoint(model_dir)
+    if dtype != torch.bfloat16:
+        # float32 is the exact-parity mode; kernels are written for bf16 activations.
+        if backend == "triton":
+            raise GeneratorError("the triton backend runs bf16 only")
+        backend = "torch"
     try:
         ops = select_ops(backend, device)
     except BackendUnavailableError as exc:
