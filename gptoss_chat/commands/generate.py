@@ -38,36 +38,9 @@ def _parse_ids(text: str, option: str) -> list[int]:
 
 
 def _load_encoding(model_dir: str) -> Any:
-    try:
-        from gptoss_chat.encoding import load_encoding
-    except ModuleNotFoundError:
-        return _fallback_encoding()
+    from gptoss_chat.encoding import load_encoding
+
     return load_encoding(model_dir)
-
-
-def _fallback_encoding() -> Any:
-    """Until gptoss_chat.encoding lands: rebuild o200k_base offline from quicktok (the snippet
-    the tests use), then load Harmony's encoding from it."""
-    import base64
-    import os
-    from pathlib import Path
-
-    from openai_harmony import HarmonyEncodingName, load_harmony_encoding
-
-    directory = Path.home() / ".cache" / "gptoss-chat" / "encodings"
-    path = directory / "o200k_base.tiktoken"
-    if not path.exists():
-        import quicktok
-
-        tok = quicktok.get_encoding("o200k_base")
-        lines = [
-            base64.b64encode(tok.decode_single_token_bytes(rank)) + b" " + str(rank).encode()
-            for rank in range(199998)
-        ]
-        directory.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"\n".join(lines) + b"\n")
-    os.environ["TIKTOKEN_ENCODINGS_BASE"] = str(directory)
-    return load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
 
 
 def _decode(encoding: Any, ids: list[int]) -> str:
