@@ -12,22 +12,26 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from openai_harmony import HarmonyEncoding
 
+from gptoss_chat.config import TOOL_NAMES, Config, defaults, resolve
 from gptoss_chat.conversation import Approver, ChatSession
 from gptoss_chat.generator import Generator, GeneratorError, ReplayGenerator, SamplingOptions
 from gptoss_chat.settings import ApprovalPolicy, ChatSettings
 from gptoss_chat.tools.base import ToolRegistry
 
-TOOL_NAMES = ("browser", "python", "apply_patch")
+if TYPE_CHECKING:
+    from gptoss_chat.recording import SessionRecorder
+
 Progress = Callable[[float, str], None]
 """Called with a fraction in [0, 1] and a short description while a model loads."""
 
 
 @dataclass
 class LaunchOptions:
-    """Everything the command line (and later the config file) decides about a chat."""
+    """Everything the command line and the config file decide about a chat."""
 
     model_dir: str | None = None
     backend: str = "auto"
@@ -39,34 +43,62 @@ class LaunchOptions:
     theme: str | None = None
     plain: bool = False
     raw: bool = False
+    resume: str | None = None
+    """Session to continue: an id, a unique id prefix or 'last'; None starts a new one."""
+    sandbox: dict[str, Any] = field(default_factory=dict)
+    """SandboxConfig fields from [sandbox] (image, timeout_s, memory_mb, cpus, pids, network)."""
+    browser_backend: str = "auto"
+    keymap: dict[str, str] = field(default_factory=dict)
+    """Binding id -> key, from [keymap]."""
+    config: Config = field(default_factory=defaults)
+    """The effective config these options came from, with each value's source."""
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LaunchOptions:
+        """Flags override the config file (--config FILE or the user's), which overrides the
+        built-in defaults. Raises ConfigError with a message naming the bad key."""
+        return cls.from_config(resolve(args), args)
+
+    @classmethod
+    def from_config(cls, config: Config, args: argparse.Namespace | None = None) -> LaunchOptions:
         sampling = SamplingOptions(
-            temperature=1.0 if args.temperature is None else args.temperature,
-            top_p=1.0 if args.top_p is None else args.top_p,
-            seed=args.seed,
-            max_tokens=args.max_tokens,
+            temperature=config["sampling.temperature"],
+            top_p=config["sampling.top_p"],
+            seed=config["sampling.seed"],
+            max_tokens=config["sampling.max_tokens"],
         )
         settings = ChatSettings(
-            reasoning=args.reasoning or "medium",
-            developer_message=args.developer_message or "",
+            reasoning=config["reasoning"],
+            developer_message=config["developer_message"],
             sampling=sampling,
+            approval={name: ApprovalPolicy(config[f"approval.{name}"]) for name in TOOL_NAMES},
         )
-        if getattr(args, "yes", False):
-            settings.approval = {name: ApprovalPolicy.ALWAYS for name in TOOL_NAMES}
-        enabled = {name for name in TOOL_NAMES if getattr(args, name, None)}
+        enabled = {name for name in TOOL_NAMES if config[f"tools.{name}"]}
+        sandbox = {
+            key.removeprefix("sandbox."): value
+            for key, value in config.values.items()
+            if key.startswith("sandbox.") and value is not None
+        }
+        workspace = config["workspace"]
+        backend = config["backend"]
+        if backend == "auto" and config["server"]:  # `--server URL` alone means a vLLM server
+            backend = "vllm"
         return cls(
-            model_dir=args.model_dir,
-            backend=args.backend or "auto",
-            server=args.server,
-            context=args.context,
+            model_dir=config["model_dir"],
+            backend=backend,
+            server=config["server"],
+            context=config["context"],
             settings=settings,
             tools_enabled=enabled,
-            workspace=Path(args.workspace) if args.workspace else Path.cwd(),
-            theme=args.theme,
-            plain=bool(args.plain),
-            raw=bool(args.raw),
+            workspace=Path(workspace) if workspace else Path.cwd(),
+            theme=config["theme"],
+            plain=bool(getattr(args, "plain", False)),
+            raw=bool(getattr(args, "raw", False)),
+            resume=getattr(args, "resume", None),
+            sandbox=sandbox,
+            browser_backend=config["browser.backend"],
+            keymap=dict(config.keymap),
+            config=config,
         )
 
 
@@ -91,13 +123,15 @@ def _browser(options: LaunchOptions):
     from gptoss_chat.tools.browser.backends import make_backend
     from gptoss_chat.tools.browser.tool import BrowserTool
 
-    return BrowserTool(make_backend("auto", exa_api_key=os.environ.get("EXA_API_KEY")))
+    backend = options.browser_backend
+    return BrowserTool(make_backend(backend, exa_api_key=os.environ.get("EXA_API_KEY")))
 
 
 def _python(options: LaunchOptions):
     from gptoss_chat.tools.python_tool import PythonTool
+    from gptoss_chat.tools.sandbox.config import SandboxConfig
 
-    return PythonTool()
+    return PythonTool(SandboxConfig(**options.sandbox))
 
 
 def _apply_patch(options: LaunchOptions):
@@ -146,7 +180,7 @@ def load_generator(
             raise GeneratorError(f"--backend {options.backend} needs --server URL")
         from gptoss_chat.remote import connect
 
-        return connect(options.backend, options.server, context=options.context)
+        return connect(options.backend, options.server, context=options.context, encoding=encoding)
     if not options.model_dir:
         raise GeneratorError(
             "no model folder given: gptoss-chat MODEL_DIR (see README: downloading the weights)"
@@ -173,3 +207,23 @@ def make_session(
         settings=options.settings,
         approver=approver,
     )
+
+
+def attach_persistence(session: ChatSession, options: LaunchOptions) -> SessionRecorder | None:
+    """Save `session` in the user's sessions database; with --resume, load that session first.
+
+    Raises StoreError (e.g. SessionNotFound) with a message for the user.
+    """
+    from gptoss_chat.recording import attach_store, resume_session
+    from gptoss_chat.store import SessionStore
+
+    if not options.config["save_sessions"] and not options.resume:
+        return None
+    store = SessionStore.open_default()
+    try:
+        if options.resume:
+            return resume_session(session, store, options.resume)
+        return attach_store(session, store)
+    except BaseException:
+        store.close()
+        raise

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 from typing import TextIO
 
-from gptoss_chat.conversation import approve_all, deny_all
+from gptoss_chat.config import ConfigError
+from gptoss_chat.conversation import deny_all
 from gptoss_chat.events import (
     ErrorEvent,
     ReasoningDelta,
@@ -17,13 +19,28 @@ from gptoss_chat.events import (
     ToolProposed,
     TurnDone,
 )
-from gptoss_chat.factory import LaunchOptions, load_encoding_for, load_generator, make_session
+from gptoss_chat.factory import (
+    LaunchOptions,
+    attach_persistence,
+    load_encoding_for,
+    load_generator,
+    make_session,
+)
+from gptoss_chat.store import StoreError
 
 
 def launch(args: argparse.Namespace) -> int:
-    options = LaunchOptions.from_args(args)
-    if args.prompt is not None:
-        return run_one_shot(options, args.prompt, show_analysis=args.show_analysis)
+    _resume_value_is_model_dir(args)
+    try:
+        options = LaunchOptions.from_args(args)
+    except ConfigError as exc:
+        print(f"gptoss-chat: {exc}", file=sys.stderr)
+        return 2
+    prompt = args.prompt
+    if prompt is None and _model_dir_is_a_prompt(options, args):
+        prompt, options.model_dir = args.model_dir, None
+    if prompt is not None:
+        return run_one_shot(options, prompt, show_analysis=args.show_analysis)
     if options.plain or options.raw:
         from gptoss_chat.ui.plain import run_plain
 
@@ -43,18 +60,24 @@ def run_one_shot(
 ) -> int:
     """One turn without an interface: the answer on stdout, everything else on stderr.
 
-    Tool calls are denied unless --yes approved them all. Exit code 1 on any error.
+    Tool calls run only where the policy says `always` (--yes, or the config file); the rest
+    are denied. The turn is saved like any chat (--resume continues a session).
+    Exit code 1 on any error.
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    approver = approve_all if args_said_yes(options) else deny_all
     try:
         encoding = load_encoding_for(options)
         generator = load_generator(options, encoding)
     except Exception as exc:  # loading errors are the user's to read, not a traceback
         print(f"gptoss-chat: {exc}", file=err)
         return 1
-    session = make_session(options, encoding=encoding, generator=generator, approver=approver)
+    try:
+        session = make_session(options, encoding=encoding, generator=generator, approver=deny_all)
+        recorder = attach_persistence(session, options)
+    except (StoreError, ValueError) as exc:  # a stored session or tool setting the user must fix
+        print(f"gptoss-chat: {exc}", file=err)
+        return 1
     if options.raw:
         session.raw_listener = lambda ids: err.write(encoding.decode(ids))
 
@@ -85,9 +108,22 @@ def run_one_shot(
         return asyncio.run(drive())
     finally:
         session.tools.close()
+        if recorder is not None:
+            recorder.store.close()
 
 
-def args_said_yes(options: LaunchOptions) -> bool:
-    from gptoss_chat.settings import ApprovalPolicy
+def _model_dir_is_a_prompt(options: LaunchOptions, args: argparse.Namespace) -> bool:
+    """`gptoss-chat --backend vllm --server URL "question"`: a server needs no MODEL_DIR, so
+    the one positional argument is the prompt (unless it names an existing path)."""
+    return (
+        options.backend in ("vllm", "ollama")
+        and args.model_dir is not None
+        and not Path(args.model_dir).expanduser().exists()
+    )
 
-    return any(p is ApprovalPolicy.ALWAYS for p in options.settings.approval.values())
+
+def _resume_value_is_model_dir(args: argparse.Namespace) -> None:
+    """`gptoss-chat --resume MODEL_DIR`: argparse hands MODEL_DIR to --resume; give it back."""
+    resume = getattr(args, "resume", None)
+    if resume and resume != "last" and args.model_dir is None and Path(resume).exists():
+        args.model_dir, args.resume = resume, "last"

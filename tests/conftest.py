@@ -36,3 +36,13 @@ def harmony_encoding(private_cache_dir: Path) -> HarmonyEncoding:
     from gptoss_chat.encoding import load_encoding
 
     return load_encoding(cache_dir=private_cache_dir)
+
+
+@pytest.fixture
+def user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Config and data folders of a fresh user, for this test only (also seen by children)."""
+    dirs = {"config": tmp_path / "config", "data": tmp_path / "data"}
+    monkeypatch.setenv("GPTOSS_CHAT_CONFIG_DIR", str(dirs["config"]))
+    monkeypatch.setenv("GPTOSS_CHAT_DATA_DIR", str(dirs["data"]))
+    monkeypatch.delenv("GPTOSS_CHAT_CONFIG", raising=False)
+    return dirs

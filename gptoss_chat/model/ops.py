@@ -1,0 +1,320 @@
+"""The per-op kernel table the transformer calls, with plain-torch implementations.
+
+The model never calls a heavy op directly: it calls `ops.rms_norm(...)`, `ops.moe(...)` and so on
+on an `Ops` table. `TORCH_OPS` holds the reference implementations below (CPU and CUDA). The
+Triton backend replaces some entries with kernels of *exactly* these signatures:
+
+    from dataclasses import replace
+    ops = replace(TORCH_OPS, name="triton", moe=triton_moe, attention_decode=triton_decode)
+
+`select_ops` picks the table: the kernels package plugs in by defining
+`gptoss_chat.kernels.build_ops(base: Ops, device: torch.device) -> Ops`.
+
+Conventions for every op:
+- T = tokens in this call (prefill chunk, or 1 for decode); H = hidden_size; V = vocab_size;
+  E = num_experts; I = intermediate_size; Hq / Hkv = query / key-value heads; D = head_dim;
+  S = slots in one layer's KV buffer.
+- Activations are bf16 and contiguous; norm scales and sinks are float32; logits float32.
+  (The engine's float32 parity mode always uses the torch table, so kernels see only bf16.)
+- Ops are pure (they return new tensors) except for the sampler's RNG, and never synchronise
+  with the host unless their docstring says so, so the decode step can be captured in a CUDA
+  graph once the attention ops are graph-safe kernels.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from gptoss_chat.model.mxfp4 import dequantize_mxfp4
+
+SWIGLU_ALPHA = 1.702
+
+
+@dataclass(frozen=True)
+class ExpertWeights:
+    """One layer's router and experts, MXFP4 packed exactly as the checkpoint stores them."""
+
+    gate_weight: torch.Tensor  # [E, H] bf16 (router)
+    gate_bias: torch.Tensor  # [E] bf16
+    mlp1_blocks: torch.Tensor  # [E, 2I, H/32, 16] uint8; output rows interleave glu, linear
+    mlp1_scales: torch.Tensor  # [E, 2I, H/32] uint8
+    mlp1_bias: torch.Tensor  # [E, 2I] bf16
+    mlp2_blocks: torch.Tensor  # [E, H, I/32, 16] uint8
+    mlp2_scales: torch.Tensor  # [E, H, I/32] uint8
+    mlp2_bias: torch.Tensor  # [E, H] bf16
+
+
+class RmsNormOp(Protocol):
+    def __call__(self, x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
+        """x [T, H] bf16, scale [H] float32 -> [T, H] bf16: x / rms(x) * scale, in float32."""
+        ...
+
+
+class AttentionOp(Protocol):
+    def __call__(
+        self,
+        q: torch.Tensor,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        sinks: torch.Tensor,
+        start: torch.Tensor,
+        sliding_window: int,
+        sm_scale: float,
+    ) -> torch.Tensor:
+        """Causal GQA attention with learned sinks over one layer's KV ring buffer.
+
+        q [T, Hq, D] bf16: queries at positions start .. start+T-1, rotary already applied.
+        k_cache, v_cache [S, Hkv, D] bf16: the position-p entry lives in slot p % S; the T new
+            keys/values are already written. Full layers have S >= start+T (no wrap); sliding
+            layers have S >= sliding_window + T - 1 so the chunk never overwrites a key its own
+            queries still need.
+        sinks [Hq] float32: one extra logit per head that joins the softmax and is then dropped.
+        start [] int64 on q.device (0-dim): position of q[0].
+        sliding_window: 0 for full attention, else the query at p sees keys p-W+1 .. p.
+        sm_scale: 1/sqrt(D).
+        Query head h reads kv head h // (Hq // Hkv).
+        Returns [T, Hq * D] bf16. Scores and softmax in float32.
+        `attention_decode` is called with T == 1, `attention_prefill` with any T >= 1.
+        """
+        ...
+
+
+class MoeOp(Protocol):
+    def __call__(
+        self, x: torch.Tensor, weights: ExpertWeights, experts_per_token: int, swiglu_limit: float
+    ) -> torch.Tensor:
+        """x [T, H] bf16 (already normed) -> [T, H] bf16, the experts' weighted sum (no residual).
+
+        Router: logits = x @ gate_weight.T + gate_bias; top-k (k = experts_per_token); weights =
+        softmax over the k selected logits. Expert e: h = W1_e x + b1_e with W1_e decoded from
+        MXFP4 [2I, H]; glu = h[0::2].clamp(max=limit), lin = h[1::2].clamp(-limit, limit);
+        a = glu * sigmoid(1.702 * glu) * (lin + 1); y = W2_e a + b2_e with W2_e [H, I].
+        Only the selected experts are decoded.
+        """
+        ...
+
+
+class UnembeddingOp(Protocol):
+    def __call__(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """x [T, H] bf16 (already normed), weight [V, H] bf16 -> logits [T, V] float32."""
+        ...
+
+
+class SampleOp(Protocol):
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        temperature: float,
+        top_p: float,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """logits [V] float32 -> token id, a 0-dim int64 tensor on logits.device.
+
+        temperature <= 0: argmax (greedy; the lowest id wins a tie). Else softmax(logits / T),
+        keep the smallest set of most likely tokens whose mass reaches top_p (top_p >= 1 keeps
+        all), renormalise, draw with `generator` (a torch.Generator on logits.device).
+        """
+        ...
+
+
+class PrepareExpertsOp(Protocol):
+    def __call__(self, weights: ExpertWeights) -> ExpertWeights:
+        """Called once per layer right after loading, with the checkpoint-layout weights on the
+        device; returns what `moe` will receive for that layer. A kernel that wants another
+        layout (swizzled blocks, transposed scales) converts here and may return a subclass of
+        ExpertWeights with extra fields. The loader drops the input afterwards. Default: identity.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class Ops:
+    """The kernel table. Every entry follows the Protocol of the same name above."""
+
+    name: str
+    rms_norm: RmsNormOp
+    attention_prefill: AttentionOp
+    attention_decode: AttentionOp
+    moe: MoeOp
+    unembedding: UnembeddingOp
+    sample: SampleOp
+    prepare_experts: PrepareExpertsOp = lambda weights: weights
+
+
+# --- torch reference implementations -----------------------------------------------------------
+
+
+def rms_norm_torch(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
+    t = x.float()  # [T, H]
+    t = t * torch.rsqrt(t.pow(2).mean(dim=-1, keepdim=True) + eps)
+    return (t * scale).to(x.dtype)
+
+
+ATTENTION_SCORE_BUDGET = 1 << 27
+"""Float32 scores one reference attention step may hold (512 MiB): long prefills go in query
+blocks so a 1024-token chunk against a 131072-token cache does not need 34 GB."""
+
+
+def attention_torch(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    sinks: torch.Tensor,
+    start: torch.Tensor,
+    sliding_window: int,
+    sm_scale: float,
+) -> torch.Tensor:
+    """Reference attention. It reads `start` on the host (one sync per call) to gather only the
+    live slots; a kernel reads it on the device instead."""
+    n_tokens, n_heads, head_dim = q.shape
+    first_query = int(start)
+    out = torch.empty((n_tokens, n_heads * head_dim), dtype=q.dtype, device=q.device)
+    keys_seen = first_query + n_tokens
+    if sliding_window:
+        keys_seen = min(keys_seen, sliding_window + n_tokens)
+    block = max(1, ATTENTION_SCORE_BUDGET // (n_heads * keys_seen))
+    for i in range(0, n_tokens, block):
+        out[i : i + block] = _attend(
+            q[i : i + block], k_cache, v_cache, sinks, first_query + i, sliding_window, sm_scale
+        )
+    return out
+
+
+def _attend(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    sinks: torch.Tensor,
+    first_query: int,
+    sliding_window: int,
+    sm_scale: float,
+) -> torch.Tensor:
+    n_tokens, n_heads, head_dim = q.shape
+    slots, n_kv_heads, _ = k_cache.shape
+    end = first_query + n_tokens
+    first_key = max(0, first_query - sliding_window + 1) if sliding_window else 0
+    key_positions = torch.arange(first_key, end, device=q.device)  # [K]
+    keys = k_cache[key_positions % slots].float()  # [K, Hkv, D]
+    values = v_cache[key_positions % slots].float()  # [K, Hkv, D]
+    group = n_heads // n_kv_heads
+    queries = q.float().view(n_tokens, n_kv_heads, group, head_dim)  # [T, Hkv, G, D]
+    scores = torch.einsum("tkgd,skd->kgts", queries, keys) * sm_scale  # [Hkv, G, T, K]
+    query_positions = torch.arange(first_query, end, device=q.device)  # [T]
+    distance = query_positions[:, None] - key_positions[None, :]  # [T, K]
+    visible = distance >= 0
+    if sliding_window:
+        visible &= distance < sliding_window
+    scores = scores.masked_fill(~visible, float("-inf"))
+    sink = sinks.float().view(n_kv_heads, group, 1, 1).expand(-1, -1, n_tokens, 1)
+    probs = torch.softmax(torch.cat([scores, sink], dim=-1), dim=-1)[..., :-1]  # [Hkv, G, T, K]
+    out = torch.einsum("kgts,skd->tkgd", probs, values)  # [T, Hkv, G, D]
+    return out.reshape(n_tokens, n_heads * head_dim).to(q.dtype)
+
+
+def swiglu(h: torch.Tensor, limit: float) -> torch.Tensor:
+    """h [..., 2I] with glu/linear interleaved -> [..., I]."""
+    glu = h[..., 0::2].clamp(max=limit)
+    linear = h[..., 1::2].clamp(min=-limit, max=limit)
+    return glu * torch.sigmoid(SWIGLU_ALPHA * glu) * (linear + 1)
+
+
+def route(
+    x: torch.Tensor, weights: ExpertWeights, experts_per_token: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [T, H] -> (expert ids [T, k] int64, expert weights [T, k] bf16)."""
+    logits = F.linear(x, weights.gate_weight, weights.gate_bias)  # [T, E]
+    top = torch.topk(logits, experts_per_token, dim=-1, sorted=True)
+    return top.indices, torch.softmax(top.values, dim=-1)
+
+
+def moe_torch(
+    x: torch.Tensor, weights: ExpertWeights, experts_per_token: int, swiglu_limit: float
+) -> torch.Tensor:
+    """Reference MoE. Few tokens (decode): gather and decode each token's k experts, with static
+    shapes (graph-safe). Many tokens (prefill): decode each hit expert once, one at a time, so at
+    most one expert's bf16 weights exist at a time. Both sum the k outputs in float32."""
+    n_tokens = x.shape[0]
+    expert_ids, expert_weights = route(x, weights, experts_per_token)  # [T, k], [T, k]
+    if n_tokens * experts_per_token < weights.mlp1_blocks.shape[0]:
+        w1 = dequantize_mxfp4(
+            weights.mlp1_blocks[expert_ids], weights.mlp1_scales[expert_ids], x.dtype
+        )
+        h = torch.einsum("tkoh,th->tko", w1, x) + weights.mlp1_bias[expert_ids]  # [T, k, 2I]
+        a = swiglu(h, swiglu_limit)  # [T, k, I]
+        w2 = dequantize_mxfp4(
+            weights.mlp2_blocks[expert_ids], weights.mlp2_scales[expert_ids], x.dtype
+        )
+        y = torch.einsum("tkhi,tki->tkh", w2, a) + weights.mlp2_bias[expert_ids]  # [T, k, H]
+        return torch.einsum("tkh,tk->th", y.float(), expert_weights.float()).to(x.dtype)
+    out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)  # [T, H]
+    for expert in torch.unique(expert_ids).tolist():
+        tokens, slot = torch.nonzero(expert_ids == expert, as_tuple=True)
+        xe = x[tokens]  # [n, H]
+        w1 = dequantize_mxfp4(weights.mlp1_blocks[expert], weights.mlp1_scales[expert], x.dtype)
+        a = swiglu(F.linear(xe, w1, weights.mlp1_bias[expert]), swiglu_limit)  # [n, I]
+        del w1
+        w2 = dequantize_mxfp4(weights.mlp2_blocks[expert], weights.mlp2_scales[expert], x.dtype)
+        y = F.linear(a, w2, weights.mlp2_bias[expert])  # [n, H]
+        del w2
+        out.index_add_(0, tokens, y.float() * expert_weights[tokens, slot, None].float())
+    return out.to(x.dtype)
+
+
+def unembedding_torch(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return F.linear(x, weight).float()  # [T, V]
+
+
+def sample_torch(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    if temperature <= 0:
+        return torch.argmax(logits)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)  # [V]
+    if top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        # Drop a token when the mass before it already reaches top_p; the first always stays.
+        drop = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) >= top_p
+        drop[0] = False
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+        choice = torch.multinomial(sorted_probs, 1, generator=generator)
+        return order[choice[0]]
+    return torch.multinomial(probs, 1, generator=generator)[0]
+
+
+TORCH_OPS = Ops(
+    name="torch",
+    rms_norm=rms_norm_torch,
+    attention_prefill=attention_torch,
+    attention_decode=attention_torch,
+    moe=moe_torch,
+    unembedding=unembedding_torch,
+    sample=sample_torch,
+)
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested kernel backend cannot run here."""
+
+
+def select_ops(backend: str, device: torch.device) -> Ops:
+    """'torch': the references. 'triton': the kernels package's table (CUDA only; an error if it
+    cannot load). 'auto': triton on CUDA when the kernels package provides it, else torch."""
+    if backend not in ("auto", "torch", "triton"):
+        raise BackendUnavailableError(f"unknown engine backend {backend!r}")
+    if backend == "torch" or (backend == "auto" and device.type != "cuda"):
+        return TORCH_OPS
+    if device.type != "cuda":
+        raise BackendUnavailableError("the triton backend needs a CUDA device")
+    try:
+        kernels = importlib.import_module("gptoss_chat.kernels")
+        build_ops = kernels.build_ops
+    except (ImportError, AttributeError) as exc:
+        if backend == "auto":
+            return TORCH_OPS
+        raise BackendUnavailableError(f"the triton kernels are not available: {exc}") from exc
+    return build_ops(TORCH_OPS, device)
