@@ -270,11 +270,11 @@ class GptossChatApp(App[int]):
         self.push_screen(HelpModal(self.key_help()))
 
     def key_help(self) -> list[tuple[str, str]]:
-        """(keys, description) of the chat bindings as currently mapped."""
+        """(keys, description) of the chat and app bindings as currently mapped (keymap too)."""
         rows: list[tuple[str, str]] = []
-        bindings = self.chat_screen._bindings
-        for key, binding_list in bindings.key_to_bindings.items():
-            for binding in binding_list:
+        for key, active in self.chat_screen.active_bindings.items():
+            binding = active.binding
+            if binding.id and binding.id.startswith(("chat.", "app.")):
                 shown = self.get_key_display(binding) or key
                 rows.append((shown, binding.tooltip or binding.description))
         return rows

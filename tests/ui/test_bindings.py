@@ -237,3 +237,11 @@ async def test_paste_keeps_newlines_and_does_not_send(encoding, make_test_app):
         await pilot.pause()
         assert prompt.text == "line one\nline two"
         assert session.entries == []
+
+
+async def test_help_shows_remapped_keys(encoding, make_test_app):
+    app = make_test_app(build_session(encoding, [ANSWER]), keymap={"chat.regenerate": "f9"})
+    async with app.run_test(size=SIZE):
+        rows = dict((text, key) for key, text in app.key_help())
+        assert rows["Answer the last message again"] == "f9"
+        assert rows["Leave gptoss-chat"] == "^q"
