@@ -85,6 +85,12 @@ def find_checkpoint(model_dir: str | os.PathLike[str]) -> CheckpointInfo:
     `original/` wins, unless its files are missing (a partial download) and the top-level
     Hugging Face layout is there."""
     root = Path(model_dir).expanduser()
+    if not root.exists():
+        raise CheckpointError(
+            f"no model at {root}: it does not exist. Download the weights with\n"
+            f'  huggingface-cli download openai/gpt-oss-20b --include "original/*" '
+            f"--local-dir {root}/"
+        )
     if not root.is_dir():
         raise CheckpointError(f"{root} is not a folder")
     first_error: CheckpointError | None = None

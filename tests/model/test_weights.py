@@ -82,7 +82,9 @@ def expect(root: Path, message: str) -> None:
 
 
 def test_not_a_folder(tmp_path: Path) -> None:
-    expect(tmp_path / "nowhere", "is not a folder")
+    expect(tmp_path / "nowhere", "does not exist. Download the weights with")
+    (tmp_path / "a-file").write_text("x")
+    expect(tmp_path / "a-file", "is not a folder")
 
 
 def test_not_a_gpt_oss_folder(tmp_path: Path) -> None:
