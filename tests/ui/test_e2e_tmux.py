@@ -34,12 +34,23 @@ def _missing_parts() -> list[str]:
 
 
 class Pane:
+    """A pane of a private tmux server (its own socket, no user config): sessions and options
+    of any other tmux server on the machine cannot change its size or environment."""
+
     def __init__(self, name: str) -> None:
         self.name = name
 
+    @property
+    def base(self) -> list[str]:
+        return ["tmux", "-L", self.name, "-f", "/dev/null"]
+
+    def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [*self.base, *args]
+        return subprocess.run(command, capture_output=True, text=True, check=check)
+
     def text(self) -> str:
         result = subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.name],
+            ["tmux", "-L", self.name, "capture-pane", "-p", "-t", self.name],
             capture_output=True,
             text=True,
             check=False,
@@ -47,7 +58,7 @@ class Pane:
         return result.stdout
 
     def send(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        self.tmux("send-keys", "-t", self.name, *keys)
 
     def wait_for(self, needle: str, timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout
@@ -72,26 +83,32 @@ def test_full_turn_with_tool_approval(tmp_path, harmony_encoding):
         "TERM": "xterm-256color",
         "GPTOSS_CHAT_CACHE_DIR": os.environ["GPTOSS_CHAT_CACHE_DIR"],
     }
-    for name in ("PATH", "HOME", "DOCKER_HOST"):
+    for name in ("PATH", "HOME", "DOCKER_HOST", "LANG", "LC_ALL", "LC_CTYPE"):
         if name in os.environ:
             env[name] = os.environ[name]
-    prefix = "env -u NO_COLOR " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    # LINES/COLUMNS inherited from the test runner would override the pane's real size.
+    prefix = "env -u NO_COLOR -u LINES -u COLUMNS " + " ".join(
+        f"{k}={shlex.quote(v)}" for k, v in env.items()
+    )
     name = f"gptoss-e2e-{uuid.uuid4().hex[:8]}"
     command = (
         f"{prefix} {sys.executable} -m gptoss_chat --backend replay {DEMO_REPLAY} --python "
         f"--workspace {tmp_path}; echo EXITED-$?; sleep 30"
     )
+    pane = Pane(name)
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", name, "-x", "140", "-y", "45", command],
+        [*pane.base, "new-session", "-d", "-s", name, "-x", "140", "-y", "45", command],
         check=True,
         cwd=tmp_path,
     )
-    pane = Pane(name)
     try:
         pane.wait_for("replay (replay.json)")
         pane.send("How do I read a huge CSV in Python?", "Enter")
-        screen = pane.wait_for("tok/s ·")  # the turn's summary line
-        assert "Analysis" in screen and "Stream the file" in screen
+        pane.wait_for("tok/s ·")  # the turn's summary line
+        # The log may still be scrolling to the end when the summary appears: wait for it to
+        # settle with the turn's analysis header and answer in view.
+        screen = pane.wait_for("Stream the file", timeout=10)
+        assert "Analysis" in pane.wait_for("Analysis", timeout=10)
         pane.send("What is the 20th Fibonacci number?", "Enter")
         screen = pane.wait_for("python wants to run")
         assert "fib.append(fib[-1] + fib[-2])" in screen
@@ -101,4 +118,4 @@ def test_full_turn_with_tool_approval(tmp_path, harmony_encoding):
         pane.send("C-q")
         assert "EXITED-0" in pane.wait_for("EXITED-")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], check=False)
+        pane.tmux("kill-server", check=False)
