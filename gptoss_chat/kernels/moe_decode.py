@@ -1,0 +1,188 @@
+"""MXFP4 mixture-of-experts for decode: matrix-vector products straight from packed fp4.
+
+At batch 1 each token reads 4 of 32 experts: 2 x 2880 x 2880 fp4 values per expert, about
+8.3 MB of codes and 0.26 MB of scales, the largest share of the bytes a decode step moves. Two
+launches, neither writes a bf16 copy of any weight:
+
+1. `_mlp1_swiglu_kernel`: one program per (token, slot, block of I outputs) computes the glu and
+   linear rows (interleaved in the checkpoint, so one contiguous block of 2*BLOCK_I rows), adds
+   the bias and applies the clamped SwiGLU, writing float32 activations [T*k, I].
+2. `_mlp2_combine_kernel`: one program per (token, block of H outputs) loops over the token's k
+   experts, adds each bias and accumulates the gate-weighted sum in float32: no atomics, so the
+   result does not depend on scheduling.
+
+The router (a [32, 2880] GEMV, top-4, softmax over the 4) stays in torch; it is 0.2 MB.
+Extends the expert GEMV idea of gpt-oss `triton/moe.py` (there through triton_kernels' matmul_ogs).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from gptoss_chat.kernels.mxfp4 import mxfp4_row_dot
+from gptoss_chat.model.mxfp4 import dequantize_mxfp4
+
+SWIGLU_ALPHA = 1.702  # written as a literal inside the kernel (Triton globals must be constexpr)
+
+
+@triton.jit
+def _mlp1_swiglu_kernel(
+    x_ptr,  # [T, H] bf16
+    ids_ptr,  # [T*k] int32/int64 expert ids
+    blocks_ptr,  # [E, 2I, H/32, 16] uint8
+    scales_ptr,  # [E, 2I, H/32] uint8
+    bias_ptr,  # [E, 2I] bf16
+    out_ptr,  # [T*k, I] float32
+    limit,
+    H: tl.constexpr,
+    I: tl.constexpr,
+    K_SEL: tl.constexpr,
+    BLOCK_I: tl.constexpr,
+    BLOCK_G: tl.constexpr,
+    USE_PRMT: tl.constexpr,
+):
+    pair = tl.program_id(0)  # token * k + slot
+    token = pair // K_SEL
+    expert = tl.load(ids_ptr + pair).to(tl.int64)
+    rows = tl.program_id(1) * 2 * BLOCK_I + tl.arange(0, 2 * BLOCK_I)  # [2*BI] glu/lin interleaved
+    row_ok = rows < 2 * I
+    w_rows = blocks_ptr + expert * (2 * I * H // 2) + rows[:, None, None] * (H // 2)
+    s_rows = scales_ptr + expert * (2 * I * H // 32) + rows[:, None] * (H // 32)
+    h = mxfp4_row_dot(w_rows, s_rows, row_ok, x_ptr + token * H, H, 2 * BLOCK_I, BLOCK_G, USE_PRMT)
+    h += tl.load(bias_ptr + expert * 2 * I + rows, mask=row_ok, other=0.0).to(tl.float32)
+    glu, lin = tl.split(tl.reshape(h, [BLOCK_I, 2]))
+    glu = tl.minimum(glu, limit)
+    lin = tl.minimum(tl.maximum(lin, -limit), limit)
+    act = glu * tl.sigmoid(1.702 * glu) * (lin + 1.0)
+    cols = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)
+    tl.store(out_ptr + pair * I + cols, act, mask=cols < I)
+
+
+@triton.jit
+def _mlp2_combine_kernel(
+    act_ptr,  # [T*k, I] float32
+    ids_ptr,  # [T*k] expert ids
+    gate_ptr,  # [T*k] float32 routing weights
+    blocks_ptr,  # [E, H, I/32, 16] uint8
+    scales_ptr,  # [E, H, I/32] uint8
+    bias_ptr,  # [E, H] bf16
+    out_ptr,  # [T, H] bf16
+    H: tl.constexpr,
+    I: tl.constexpr,
+    K_SEL: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_G: tl.constexpr,
+    USE_PRMT: tl.constexpr,
+):
+    token = tl.program_id(0)
+    rows = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < H
+    total = tl.zeros([BLOCK_N], dtype=tl.float32)
+    for slot in range(K_SEL):
+        pair = token * K_SEL + slot
+        expert = tl.load(ids_ptr + pair).to(tl.int64)
+        gate = tl.load(gate_ptr + pair)
+        w_rows = blocks_ptr + expert * (H * I // 2) + rows[:, None, None] * (I // 2)
+        s_rows = scales_ptr + expert * (H * I // 32) + rows[:, None] * (I // 32)
+        y = mxfp4_row_dot(w_rows, s_rows, row_ok, act_ptr + pair * I, I, BLOCK_N, BLOCK_G, USE_PRMT)
+        y += tl.load(bias_ptr + expert * H + rows, mask=row_ok, other=0.0).to(tl.float32)
+        total += gate * y
+    tl.store(out_ptr + token * H + rows, total.to(tl.bfloat16), mask=row_ok)
+
+
+def _check_experts(
+    x: torch.Tensor,
+    mlp1_blocks: torch.Tensor,
+    mlp1_scales: torch.Tensor,
+    mlp2_blocks: torch.Tensor,
+    mlp2_scales: torch.Tensor,
+) -> tuple[int, int, int]:
+    if x.dim() != 2 or x.dtype != torch.bfloat16 or not x.is_contiguous():
+        raise ValueError(f"x must be contiguous bf16 [T, H], got {x.dtype} {tuple(x.shape)}")
+    n_experts, two_i, h_groups, block = mlp1_blocks.shape
+    hidden = x.shape[1]
+    inter = two_i // 2
+    if block != 16 or h_groups * 32 != hidden or mlp1_scales.shape != (n_experts, two_i, h_groups):
+        raise ValueError(f"mlp1 blocks {tuple(mlp1_blocks.shape)} do not fit hidden size {hidden}")
+    if mlp2_blocks.shape != (n_experts, hidden, inter // 32, 16) or mlp2_scales.shape != (
+        n_experts,
+        hidden,
+        inter // 32,
+    ):
+        raise ValueError(f"mlp2 blocks {tuple(mlp2_blocks.shape)} do not fit [E, H, I/32, 16]")
+    for t in (mlp1_blocks, mlp1_scales, mlp2_blocks, mlp2_scales):
+        if t.dtype != torch.uint8 or not t.is_contiguous():
+            raise ValueError("MXFP4 blocks and scales must be contiguous uint8")
+    return n_experts, hidden, inter
+
+
+def moe_experts(
+    x: torch.Tensor,
+    expert_ids: torch.Tensor,
+    expert_weights: torch.Tensor,
+    mlp1_blocks: torch.Tensor,
+    mlp1_scales: torch.Tensor,
+    mlp1_bias: torch.Tensor,
+    mlp2_blocks: torch.Tensor,
+    mlp2_scales: torch.Tensor,
+    mlp2_bias: torch.Tensor,
+    swiglu_limit: float,
+    use_prmt: bool | None = None,
+) -> torch.Tensor:
+    """x [T, H] bf16, expert_ids [T, k], expert_weights [T, k] -> [T, H] bf16 (no residual).
+
+    use_prmt: decode with PTX byte permutes (GPU only); None picks it on CUDA."""
+    _, hidden, inter = _check_experts(x, mlp1_blocks, mlp1_scales, mlp2_blocks, mlp2_scales)
+    n_tokens, k_sel = expert_ids.shape
+    if use_prmt is None:
+        use_prmt = x.is_cuda
+    ids = expert_ids.reshape(-1).contiguous()  # [T*k]
+    gates = expert_weights.reshape(-1).float().contiguous()  # [T*k]
+    act = torch.empty(n_tokens * k_sel, inter, dtype=torch.float32, device=x.device)
+    block_i, block_g = (16, 8) if x.is_cuda else (8, 2)
+    grid1 = (n_tokens * k_sel, triton.cdiv(inter, block_i))
+    _mlp1_swiglu_kernel[grid1](
+        x, ids, mlp1_blocks, mlp1_scales, mlp1_bias, act, float(swiglu_limit),
+        H=hidden, I=inter, K_SEL=k_sel, BLOCK_I=block_i, BLOCK_G=block_g, USE_PRMT=use_prmt,
+        num_warps=4,
+    )  # fmt: skip
+    out = torch.empty_like(x)
+    block_n = 16 if x.is_cuda else 8
+    grid2 = (n_tokens, triton.cdiv(hidden, block_n))
+    _mlp2_combine_kernel[grid2](
+        act, ids, gates, mlp2_blocks, mlp2_scales, mlp2_bias, out,
+        H=hidden, I=inter, K_SEL=k_sel, BLOCK_N=block_n, BLOCK_G=block_g, USE_PRMT=use_prmt,
+        num_warps=4,
+    )  # fmt: skip
+    return out
+
+
+def moe_experts_ref(
+    x: torch.Tensor,
+    expert_ids: torch.Tensor,
+    expert_weights: torch.Tensor,
+    mlp1_blocks: torch.Tensor,
+    mlp1_scales: torch.Tensor,
+    mlp1_bias: torch.Tensor,
+    mlp2_blocks: torch.Tensor,
+    mlp2_scales: torch.Tensor,
+    mlp2_bias: torch.Tensor,
+    swiglu_limit: float,
+    use_prmt: bool | None = None,
+) -> torch.Tensor:
+    """Plain torch, float32 throughout, same signature (use_prmt is ignored)."""
+    del use_prmt
+    w1 = dequantize_mxfp4(
+        mlp1_blocks[expert_ids], mlp1_scales[expert_ids], torch.float32
+    )  # [T, k, 2I, H]
+    h = torch.einsum("tkoh,th->tko", w1, x.float()) + mlp1_bias[expert_ids].float()
+    glu = h[..., 0::2].clamp(max=swiglu_limit)
+    lin = h[..., 1::2].clamp(min=-swiglu_limit, max=swiglu_limit)
+    act = glu * torch.sigmoid(SWIGLU_ALPHA * glu) * (lin + 1)  # [T, k, I]
+    w2 = dequantize_mxfp4(
+        mlp2_blocks[expert_ids], mlp2_scales[expert_ids], torch.float32
+    )  # [T, k, H, I]
+    y = torch.einsum("tkhi,tki->tkh", w2, act) + mlp2_bias[expert_ids].float()
+    return torch.einsum("tkh,tk->th", y, expert_weights.float()).to(x.dtype)
