@@ -201,20 +201,24 @@ def moe_torch(
     n_tokens = x.shape[0]
     expert_ids, expert_weights = route(x, weights, experts_per_token)  # [T, k], [T, k]
     if n_tokens * experts_per_token < weights.mlp1_blocks.shape[0]:
-        w1 = dequantize_mxfp4(weights.mlp1_blocks[expert_ids], weights.mlp1_scales[expert_ids])
+        w1 = dequantize_mxfp4(
+            weights.mlp1_blocks[expert_ids], weights.mlp1_scales[expert_ids], x.dtype
+        )
         h = torch.einsum("tkoh,th->tko", w1, x) + weights.mlp1_bias[expert_ids]  # [T, k, 2I]
         a = swiglu(h, swiglu_limit)  # [T, k, I]
-        w2 = dequantize_mxfp4(weights.mlp2_blocks[expert_ids], weights.mlp2_scales[expert_ids])
+        w2 = dequantize_mxfp4(
+            weights.mlp2_blocks[expert_ids], weights.mlp2_scales[expert_ids], x.dtype
+        )
         y = torch.einsum("tkhi,tki->tkh", w2, a) + weights.mlp2_bias[expert_ids]  # [T, k, H]
         return torch.einsum("tkh,tk->th", y.float(), expert_weights.float()).to(x.dtype)
     out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)  # [T, H]
     for expert in torch.unique(expert_ids).tolist():
         tokens, slot = torch.nonzero(expert_ids == expert, as_tuple=True)
         xe = x[tokens]  # [n, H]
-        w1 = dequantize_mxfp4(weights.mlp1_blocks[expert], weights.mlp1_scales[expert])
+        w1 = dequantize_mxfp4(weights.mlp1_blocks[expert], weights.mlp1_scales[expert], x.dtype)
         a = swiglu(F.linear(xe, w1, weights.mlp1_bias[expert]), swiglu_limit)  # [n, I]
         del w1
-        w2 = dequantize_mxfp4(weights.mlp2_blocks[expert], weights.mlp2_scales[expert])
+        w2 = dequantize_mxfp4(weights.mlp2_blocks[expert], weights.mlp2_scales[expert], x.dtype)
         y = F.linear(a, w2, weights.mlp2_bias[expert])  # [n, H]
         del w2
         out.index_add_(0, tokens, y.float() * expert_weights[tokens, slot, None].float())

@@ -1,0 +1,259 @@
+"""The local Generator: prefill, decode one token, sample, with prefix reuse across calls.
+
+`load_generator(model_dir)` is the entry point: it finds the checkpoint, picks the device and the
+kernel table, sizes the KV cache and returns a `LocalGenerator`. One generator serves one
+conversation: each `generate` call reuses the KV entries of the longest prefix it shares with
+what the cache holds, so a chat turn only prefills its new tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from gptoss_chat.generator import (
+    CancelToken,
+    ContextOverflowError,
+    GenerationStats,
+    GeneratorError,
+    SamplingOptions,
+)
+from gptoss_chat.model.config import GPT_OSS_20B, GPT_OSS_120B, ModelConfig
+from gptoss_chat.model.kv_cache import DEFAULT_SLIDING_SLACK, KVCache, cache_bytes
+from gptoss_chat.model.ops import BackendUnavailableError, select_ops
+from gptoss_chat.model.transformer import Transformer
+from gptoss_chat.model.weights import ProgressCallback, find_checkpoint, load_weights
+
+DEFAULT_PREFILL_CHUNK = 1024
+WORKSPACE_BYTES = {"cuda": 4 * 1024**3, "cpu": 1024**3}
+"""Memory kept free beside weights and KV cache for activations and decoded experts."""
+CONTEXT_GRANULE = 1024
+
+
+@dataclass
+class LoadReport:
+    """What loading cost and decided; the UI shows `context_note` when it is not empty."""
+
+    seconds: float
+    weight_bytes: int
+    kv_cache_bytes: int
+    context: int
+    context_note: str = ""
+
+
+class LocalGenerator:
+    """Implements `gptoss_chat.generator.Generator` on the in-process engine."""
+
+    def __init__(
+        self,
+        model: Transformer,
+        cache: KVCache,
+        *,
+        name: str,
+        prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+    ) -> None:
+        self.model = model
+        self.cache = cache
+        self.name = name
+        self.context_length = cache.context
+        self.last_stats = GenerationStats()
+        self.prefill_chunk = max(1, min(prefill_chunk, cache.max_step))
+        self.load_report: LoadReport | None = None
+        self._active = 0
+        """Id of the newest call; an older iterator resumed after a newer call just stops."""
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def generate(
+        self,
+        tokens: Sequence[int],
+        *,
+        stop_tokens: Collection[int],
+        sampling: SamplingOptions,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[int]:
+        prompt = [int(t) for t in tokens]
+        if not prompt:
+            raise GeneratorError("the prompt is empty: give at least one token")
+        vocab = self.model.config.vocab_size
+        bad = [t for t in prompt if not 0 <= t < vocab]
+        if bad:
+            raise GeneratorError(f"token id {bad[0]} is outside the vocabulary (0..{vocab - 1})")
+        if len(prompt) + 1 > self.context_length:
+            raise ContextOverflowError(len(prompt) + 1, self.context_length)
+        if sampling.temperature < 0 or not 0 < sampling.top_p <= 1:
+            raise GeneratorError("temperature must be >= 0 and top_p in (0, 1]")
+        self._active += 1
+        return self._run(self._active, prompt, frozenset(stop_tokens), sampling, cancel)
+
+    def _run(
+        self,
+        call: int,
+        prompt: list[int],
+        stop_tokens: frozenset[int],
+        sampling: SamplingOptions,
+        cancel: CancelToken | None,
+    ) -> Iterator[int]:
+        stats = GenerationStats(prompt_tokens=len(prompt))
+        self.last_stats = stats
+        start = time.perf_counter()
+        with torch.inference_mode():
+            reused = self.cache.reusable_prefix(prompt)
+            self.cache.truncate(reused)
+            stats.cached_tokens = reused
+            logits = self._prefill(prompt[reused:])  # [1, V]
+            rng = self._rng(sampling)
+            limit = sampling.max_tokens
+            while True:
+                if (cancel is not None and cancel.cancelled) or call != self._active:
+                    stats.stop_reason = "cancelled"
+                    return
+                if limit is not None and stats.generated_tokens >= limit:
+                    stats.stop_reason = "length"
+                    return
+                token = int(
+                    self.model.ops.sample(logits[0], sampling.temperature, sampling.top_p, rng)
+                )
+                now = time.perf_counter()
+                if stats.generated_tokens == 0:
+                    stats.time_to_first_token = now - start
+                else:
+                    stats.decode_seconds = now - start - stats.time_to_first_token
+                stats.generated_tokens += 1
+                yield token
+                if token in stop_tokens:
+                    stats.stop_reason = "stop"
+                    return
+                if len(prompt) + stats.generated_tokens >= self.context_length:
+                    stats.stop_reason = "context"
+                    return
+                if (cancel is not None and cancel.cancelled) or call != self._active:
+                    stats.stop_reason = "cancelled"
+                    return
+                if limit is not None and stats.generated_tokens >= limit:
+                    stats.stop_reason = "length"
+                    return
+                logits = self._decode(token)
+
+    def _prefill(self, tokens: list[int]) -> torch.Tensor:
+        """Run the uncached suffix in chunks; returns the last position's logits [1, V]."""
+        logits = None
+        for first in range(0, len(tokens), self.prefill_chunk):
+            chunk = tokens[first : first + self.prefill_chunk]
+            ids = torch.tensor(chunk, dtype=torch.int64, device=self.device)
+            logits = self.model.forward(ids, self.cache)
+            self.cache.tokens.extend(chunk)
+        assert logits is not None  # the cache always leaves at least one token to compute
+        return logits
+
+    def _decode(self, token: int) -> torch.Tensor:
+        ids = torch.tensor([token], dtype=torch.int64, device=self.device)
+        logits = self.model.forward(ids, self.cache)  # [1, V]
+        self.cache.tokens.append(token)
+        return logits
+
+    def _rng(self, sampling: SamplingOptions) -> torch.Generator | None:
+        if sampling.temperature <= 0:
+            return None
+        seed = sampling.seed if sampling.seed is not None else random.SystemRandom().getrandbits(63)
+        rng = torch.Generator(device=self.device)
+        rng.manual_seed(seed)
+        return rng
+
+    def reset(self) -> None:
+        """Forget the cached conversation (the next call prefills everything)."""
+        self.cache.reset()
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes that new allocations on `device` can still use."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def choose_context(
+    config: ModelConfig, requested: int | None, device: torch.device
+) -> tuple[int, str]:
+    """The KV cache context: `requested`, else the model's full context if it fits, else the
+    largest multiple of 1024 that fits; with a note when it was shrunk."""
+    maximum = config.max_context_length
+    if requested is not None:
+        if not 1 <= requested <= maximum:
+            raise GeneratorError(f"--context must be between 1 and {maximum} for this model")
+        return requested, ""
+    budget = free_memory(device) - WORKSPACE_BYTES.get(device.type, WORKSPACE_BYTES["cpu"])
+    if cache_bytes(config, maximum) <= budget:
+        return maximum, ""
+    context = maximum
+    while context > CONTEXT_GRANULE and cache_bytes(config, context) > budget:
+        context -= CONTEXT_GRANULE
+    return context, (
+        f"context limited to {context} tokens (of {maximum}) by free memory on {device.type}"
+    )
+
+
+def model_label(config: ModelConfig) -> str:
+    for label, preset in (("gpt-oss-20b", GPT_OSS_20B), ("gpt-oss-120b", GPT_OSS_120B)):
+        if config == preset:
+            return label
+    return f"gpt-oss ({config.num_hidden_layers} layers, {config.num_experts} experts)"
+
+
+def load_generator(
+    model_dir: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    context: int | None = None,
+    backend: str = "auto",
+    progress: ProgressCallback | None = None,
+    dtype: torch.dtype = torch.bfloat16,
+    sliding_slack: int = DEFAULT_SLIDING_SLACK,
+) -> LocalGenerator:
+    """Load a checkpoint folder (downloaded repo, its original/, or a HF layout) into a ready
+    generator. Raises CheckpointError / GeneratorError with a message for the user."""
+    started = time.perf_counter()
+    try:
+        device = torch.device(device) if device is not None else default_device()
+    except RuntimeError as exc:
+        raise GeneratorError(f"unknown device {device!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GeneratorError("a CUDA device was requested but torch sees no CUDA GPU")
+    info = find_checkpoint(model_dir)
+    try:
+        ops = select_ops(backend, device)
+    except BackendUnavailableError as exc:
+        raise GeneratorError(str(exc)) from None
+    weights = load_weights(info, device, progress, dtype=dtype)
+    size, note = choose_context(info.config, context, device)
+    cache = KVCache(info.config, size, device, sliding_slack=sliding_slack, dtype=dtype)
+    model = Transformer(info.config, weights, ops, size)
+    name = f"local {model_label(info.config)} ({device.type}, {ops.name})"
+    generator = LocalGenerator(model, cache, name=name)
+    generator.load_report = LoadReport(
+        seconds=time.perf_counter() - started,
+        weight_bytes=weights.nbytes(),
+        kv_cache_bytes=cache.nbytes,
+        context=size,
+        context_note=note,
+    )
+    return generator

@@ -1,0 +1,294 @@
+"""Find, validate and load a gpt-oss checkpoint in either layout.
+
+Validation reads only the safetensors headers (and file sizes), so a bad checkpoint fails in
+milliseconds with a message naming the tensor or file, before any weight is read. Loading then
+reads one tensor at a time from the memory-mapped files and moves it to the device, so host
+memory holds at most one tensor beyond what the device keeps. The MoE weights stay MXFP4 packed
+(uint8 blocks + scales): nothing decodes experts at load time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from gptoss_chat.generator import GeneratorError
+from gptoss_chat.model.config import ConfigError, ModelConfig, read_config_json
+from gptoss_chat.model.layout import Layout, TensorSpec, tensor_specs
+from gptoss_chat.model.ops import ExpertWeights
+
+ProgressCallback = Callable[[int, int], None]
+"""progress(bytes_loaded, bytes_total), called after each tensor reaches the device."""
+
+FLOAT_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32}
+FLOAT32_TARGETS = ("norm.scale", "attn.sinks")
+"""Kept in float32 on the device, as the references do (norm scales, attention sinks)."""
+
+
+class CheckpointError(GeneratorError):
+    """The folder is not a loadable gpt-oss checkpoint; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    layout: Layout
+    folder: Path
+    """The folder holding config.json and the safetensors files."""
+    config: ModelConfig
+    files: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    file: Path
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+@dataclass
+class LayerWeights:
+    attn_norm: torch.Tensor  # [H] float32
+    qkv_weight: torch.Tensor  # [(Hq + 2 Hkv) D, H] bf16
+    qkv_bias: torch.Tensor  # [(Hq + 2 Hkv) D] bf16
+    sinks: torch.Tensor  # [Hq] float32
+    out_weight: torch.Tensor  # [H, Hq D] bf16
+    out_bias: torch.Tensor  # [H] bf16
+    mlp_norm: torch.Tensor  # [H] float32
+    experts: ExpertWeights
+
+
+@dataclass
+class ModelWeights:
+    embedding: torch.Tensor  # [V, H] bf16
+    layers: list[LayerWeights]
+    norm: torch.Tensor  # [H] float32
+    unembedding: torch.Tensor  # [V, H] bf16
+
+    def nbytes(self) -> int:
+        tensors = [self.embedding, self.norm, self.unembedding]
+        for layer in self.layers:
+            tensors += [v for v in vars(layer).values() if isinstance(v, torch.Tensor)]
+            tensors += list(vars(layer.experts).values())
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def find_checkpoint(model_dir: str | os.PathLike[str]) -> CheckpointInfo:
+    """Recognise the layout: `original/` inside a downloaded folder, an original folder itself,
+    or a Hugging Face layout (config.json with model_type gpt_oss)."""
+    root = Path(model_dir).expanduser()
+    if not root.is_dir():
+        raise CheckpointError(f"{root} is not a folder")
+    candidates = [root / "original", root]
+    for folder in candidates:
+        path = folder / "config.json"
+        if not path.is_file():
+            continue
+        try:
+            data = read_config_json(path)
+        except ConfigError as exc:
+            raise CheckpointError(str(exc)) from None
+        if "num_experts" in data and "experts_per_token" in data and "model_type" not in data:
+            return _checked(Layout.ORIGINAL, folder, data, path)
+        if data.get("model_type") == "gpt_oss":
+            return _checked(Layout.HF, folder, data, path)
+        if "model_type" in data:
+            raise CheckpointError(f"{path} describes a {data['model_type']!r} model, not gpt-oss")
+    raise CheckpointError(
+        f"{root} is not a gpt-oss checkpoint folder: expected original/config.json with "
+        "model.safetensors (OpenAI's layout) or a Hugging Face config.json with model_type "
+        "gpt_oss and its safetensors files"
+    )
+
+
+def _checked(layout: Layout, folder: Path, data: dict, path: Path) -> CheckpointInfo:
+    try:
+        config = ModelConfig.from_json(data) if layout is Layout.ORIGINAL else None
+        config = config or ModelConfig.from_hf_json(data)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    return CheckpointInfo(layout, folder, config, _safetensors_files(layout, folder))
+
+
+def _safetensors_files(layout: Layout, folder: Path) -> tuple[Path, ...]:
+    index_path = folder / "model.safetensors.index.json"
+    if layout is Layout.HF and index_path.is_file():
+        try:
+            weight_map = json.loads(index_path.read_text())["weight_map"]
+            names = sorted(set(weight_map.values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"{index_path} is not a safetensors index: {exc}") from None
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            raise CheckpointError(f"{index_path} lists {', '.join(missing)}, missing in {folder}")
+        return tuple(folder / n for n in names)
+    files = tuple(sorted(folder.glob("*.safetensors")))
+    if not files:
+        raise CheckpointError(f"{folder} has a gpt-oss config.json but no .safetensors file")
+    return files
+
+
+def read_header(path: Path) -> dict[str, TensorEntry]:
+    """Parse a safetensors header and check that the file holds every byte it announces."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            if header_len > size - 8:
+                raise CheckpointError(f"{path} is truncated (its header runs past the file end)")
+            header = json.loads(f.read(header_len))
+    except (struct.error, ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not a safetensors file: {exc}") from None
+    entries: dict[str, TensorEntry] = {}
+    end = 0
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        begin, stop = meta["data_offsets"]
+        end = max(end, stop)
+        entries[name] = TensorEntry(path, meta["dtype"], tuple(meta["shape"]), stop - begin)
+    if 8 + header_len + end > size:
+        raise CheckpointError(
+            f"{path} is truncated: it holds {size} bytes, its tensors need {8 + header_len + end}"
+            " (an interrupted download?)"
+        )
+    return entries
+
+
+def validate(info: CheckpointInfo) -> tuple[list[TensorSpec], dict[str, TensorEntry]]:
+    """Check names, shapes and dtypes of every tensor against the config; no weight is read."""
+    entries: dict[str, TensorEntry] = {}
+    for path in info.files:
+        for name, entry in read_header(path).items():
+            if name in entries:
+                raise CheckpointError(f"tensor {name} appears in {entries[name].file} and {path}")
+            entries[name] = entry
+    specs = tensor_specs(info.config, info.layout)
+    expected = {s.name for s in specs}
+    missing = [s.name for s in specs if s.name not in entries]
+    extra = sorted(set(entries) - expected)
+    layers = info.config.num_hidden_layers
+    if extra or missing:
+        found_layers = _layer_count(entries, info.layout)
+        if found_layers != layers:
+            raise CheckpointError(
+                f"config.json says num_hidden_layers={layers} but the checkpoint holds tensors "
+                f"for {found_layers} layers: the config does not match the tensors"
+            )
+    if missing:
+        raise CheckpointError(f"missing tensor(s): {_some(missing)} (in {info.folder})")
+    if extra:
+        raise CheckpointError(f"unexpected tensor(s): {_some(extra)} (in {info.folder})")
+    for spec in specs:
+        entry = entries[spec.name]
+        if spec.dtype == torch.uint8 and entry.dtype != "U8":
+            raise CheckpointError(f"{spec.name} has dtype {entry.dtype}, expected U8 (MXFP4)")
+        if spec.dtype != torch.uint8 and entry.dtype not in FLOAT_DTYPES:
+            raise CheckpointError(f"{spec.name} has dtype {entry.dtype}, expected BF16")
+        if entry.shape != spec.shape:
+            raise CheckpointError(
+                f"{spec.name} has shape {list(entry.shape)} but config.json implies "
+                f"{list(spec.shape)}: the config does not match the tensors"
+            )
+    return specs, entries
+
+
+def _layer_count(entries: dict[str, TensorEntry], layout: Layout) -> int:
+    prefix = "block." if layout is Layout.ORIGINAL else "model.layers."
+    numbers = {
+        int(name[len(prefix) :].split(".", 1)[0])
+        for name in entries
+        if name.startswith(prefix) and name[len(prefix) :].split(".", 1)[0].isdigit()
+    }
+    return max(numbers) + 1 if numbers else 0
+
+
+def _some(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def load_weights(
+    info: CheckpointInfo,
+    device: torch.device,
+    progress: ProgressCallback | None = None,
+    *,
+    dtype: torch.dtype = torch.bfloat16,
+) -> ModelWeights:
+    """Validate, then stream every tensor to `device` one by one (MXFP4 stays packed).
+
+    `dtype` is the activation/weight dtype (bf16; float32 only for exact parity checks)."""
+    specs, entries = validate(info)
+    total = sum(entries[s.name].nbytes for s in specs)
+    loaded = 0
+    params: dict[str, torch.Tensor] = {}
+    parts: dict[str, list[torch.Tensor]] = {}
+    pending = Counter(spec.target for spec in specs)  # HF qkv: three tensors make one target
+    handles = {}
+    try:
+        for path in info.files:
+            handles[path] = safe_open(str(path), framework="pt", device="cpu")
+        for spec in specs:
+            host = handles[entries[spec.name].file].get_tensor(spec.name)
+            parts.setdefault(spec.target, []).append(host.to(device, _target_dtype(spec, dtype)))
+            del host
+            pending[spec.target] -= 1
+            if not pending[spec.target]:
+                pieces = parts.pop(spec.target)
+                params[spec.target] = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+            loaded += entries[spec.name].nbytes
+            if progress is not None:
+                progress(loaded, total)
+    except (OSError, RuntimeError) as exc:
+        raise CheckpointError(f"reading {info.folder} failed: {exc}") from exc
+    finally:
+        handles.clear()
+    return _assemble(info.config, params)
+
+
+def _target_dtype(spec: TensorSpec, dtype: torch.dtype) -> torch.dtype:
+    if spec.dtype == torch.uint8:
+        return torch.uint8
+    return torch.float32 if spec.target.endswith(FLOAT32_TARGETS) else dtype
+
+
+def _assemble(config: ModelConfig, p: dict[str, torch.Tensor]) -> ModelWeights:
+    layers = []
+    for n in range(config.num_hidden_layers):
+        b = f"block.{n}."
+        experts = ExpertWeights(
+            gate_weight=p.pop(b + "mlp.gate.weight"),
+            gate_bias=p.pop(b + "mlp.gate.bias"),
+            mlp1_blocks=p.pop(b + "mlp.mlp1_weight.blocks"),
+            mlp1_scales=p.pop(b + "mlp.mlp1_weight.scales"),
+            mlp1_bias=p.pop(b + "mlp.mlp1_bias"),
+            mlp2_blocks=p.pop(b + "mlp.mlp2_weight.blocks"),
+            mlp2_scales=p.pop(b + "mlp.mlp2_weight.scales"),
+            mlp2_bias=p.pop(b + "mlp.mlp2_bias"),
+        )
+        layers.append(
+            LayerWeights(
+                attn_norm=p.pop(b + "attn.norm.scale"),
+                qkv_weight=p.pop(b + "attn.qkv.weight"),
+                qkv_bias=p.pop(b + "attn.qkv.bias"),
+                sinks=p.pop(b + "attn.sinks"),
+                out_weight=p.pop(b + "attn.out.weight"),
+                out_bias=p.pop(b + "attn.out.bias"),
+                mlp_norm=p.pop(b + "mlp.norm.scale"),
+                experts=experts,
+            )
+        )
+    return ModelWeights(
+        embedding=p.pop("embedding.weight"),
+        layers=layers,
+        norm=p.pop("norm.scale"),
+        unembedding=p.pop("unembedding.weight"),
+    )
