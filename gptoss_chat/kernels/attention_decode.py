@@ -46,7 +46,7 @@ def _decode_partial_kernel(
     kv_head = tl.program_id(0)
     split = tl.program_id(1)
     end = tl.load(start_ptr) + 1  # keys at positions < end
-    if WINDOW > 0:
+    if WINDOW > 0:  # noqa: SIM108 (a constexpr branch)
         first = tl.maximum(end - WINDOW, 0)
     else:
         first = end * 0
@@ -136,7 +136,8 @@ def attention_decode(
     _decode_partial_kernel[(n_kv, splits)](
         q, k_cache, v_cache, start, part_m, part_l, part_acc, float(sm_scale), slots,
         HKV=n_kv, G=group, G_PAD=max(16, triton.next_power_of_2(group)), D=head_dim,
-        WINDOW=int(sliding_window), SPLITS=splits, BLOCK_S=_BLOCK_S, UPCAST=not q.is_cuda, num_warps=4,
+        WINDOW=int(sliding_window), SPLITS=splits, BLOCK_S=_BLOCK_S, UPCAST=not q.is_cuda,
+        num_warps=4,
     )  # fmt: skip
     out = torch.empty(n_heads * head_dim, dtype=q.dtype, device=dev)
     _decode_combine_kernel[(n_heads,)](

@@ -49,7 +49,7 @@ def _prefill_kernel(
         q_ptr + (rows[:, None] * HQ + head) * D + d[None, :], mask=row_ok[:, None], other=0.0
     )
     hi = start + tl.minimum(block * BLOCK_M + BLOCK_M, T)  # keys < hi
-    if WINDOW > 0:
+    if WINDOW > 0:  # noqa: SIM108 (a constexpr branch)
         lo = tl.maximum(start + block * BLOCK_M - WINDOW + 1, 0)
     else:
         lo = start * 0

@@ -120,3 +120,8 @@ def unembedding(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 def unembedding_ref(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return gemv_ref(x, weight, out_dtype=torch.float32)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The `Ops.linear` entry: F.linear's contract, the GEMV kernel at decode."""
+    return gemv(x, weight, bias)

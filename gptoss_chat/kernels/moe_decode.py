@@ -37,7 +37,7 @@ def _mlp1_swiglu_kernel(
     out_ptr,  # [T*k, I] float32
     limit,
     H: tl.constexpr,
-    I: tl.constexpr,
+    INTER: tl.constexpr,
     K_SEL: tl.constexpr,
     BLOCK_I: tl.constexpr,
     BLOCK_G: tl.constexpr,
@@ -47,17 +47,17 @@ def _mlp1_swiglu_kernel(
     token = pair // K_SEL
     expert = tl.load(ids_ptr + pair).to(tl.int64)
     rows = tl.program_id(1) * 2 * BLOCK_I + tl.arange(0, 2 * BLOCK_I)  # [2*BI] glu/lin interleaved
-    row_ok = rows < 2 * I
-    w_rows = blocks_ptr + expert * (2 * I * H // 2) + rows[:, None, None] * (H // 2)
-    s_rows = scales_ptr + expert * (2 * I * H // 32) + rows[:, None] * (H // 32)
+    row_ok = rows < 2 * INTER
+    w_rows = blocks_ptr + expert * (2 * INTER * H // 2) + rows[:, None, None] * (H // 2)
+    s_rows = scales_ptr + expert * (2 * INTER * H // 32) + rows[:, None] * (H // 32)
     h = mxfp4_row_dot(w_rows, s_rows, row_ok, x_ptr + token * H, H, 2 * BLOCK_I, BLOCK_G, USE_PRMT)
-    h += tl.load(bias_ptr + expert * 2 * I + rows, mask=row_ok, other=0.0).to(tl.float32)
+    h += tl.load(bias_ptr + expert * 2 * INTER + rows, mask=row_ok, other=0.0).to(tl.float32)
     glu, lin = tl.split(tl.reshape(h, [BLOCK_I, 2]))
     glu = tl.minimum(glu, limit)
     lin = tl.minimum(tl.maximum(lin, -limit), limit)
     act = glu * tl.sigmoid(1.702 * glu) * (lin + 1.0)
     cols = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)
-    tl.store(out_ptr + pair * I + cols, act, mask=cols < I)
+    tl.store(out_ptr + pair * INTER + cols, act, mask=cols < INTER)
 
 
 @triton.jit
@@ -66,11 +66,11 @@ def _mlp2_combine_kernel(
     ids_ptr,  # [T*k] expert ids
     gate_ptr,  # [T*k] float32 routing weights
     blocks_ptr,  # [E, H, I/32, 16] uint8
-    scales_ptr,  # [E, H, I/32] uint8
+    scales_ptr,  # [E, H, INTER/32] uint8
     bias_ptr,  # [E, H] bf16
     out_ptr,  # [T, H] bf16
     H: tl.constexpr,
-    I: tl.constexpr,
+    INTER: tl.constexpr,
     K_SEL: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_G: tl.constexpr,
@@ -84,9 +84,11 @@ def _mlp2_combine_kernel(
         pair = token * K_SEL + slot
         expert = tl.load(ids_ptr + pair).to(tl.int64)
         gate = tl.load(gate_ptr + pair)
-        w_rows = blocks_ptr + expert * (H * I // 2) + rows[:, None, None] * (I // 2)
-        s_rows = scales_ptr + expert * (H * I // 32) + rows[:, None] * (I // 32)
-        y = mxfp4_row_dot(w_rows, s_rows, row_ok, act_ptr + pair * I, I, BLOCK_N, BLOCK_G, USE_PRMT)
+        w_rows = blocks_ptr + expert * (H * INTER // 2) + rows[:, None, None] * (INTER // 2)
+        s_rows = scales_ptr + expert * (H * INTER // 32) + rows[:, None] * (INTER // 32)
+        y = mxfp4_row_dot(
+            w_rows, s_rows, row_ok, act_ptr + pair * INTER, INTER, BLOCK_N, BLOCK_G, USE_PRMT
+        )
         y += tl.load(bias_ptr + expert * H + rows, mask=row_ok, other=0.0).to(tl.float32)
         total += gate * y
     tl.store(out_ptr + token * H + rows, total.to(tl.bfloat16), mask=row_ok)
@@ -145,7 +147,7 @@ def moe_experts(
     grid1 = (n_tokens * k_sel, triton.cdiv(inter, block_i))
     _mlp1_swiglu_kernel[grid1](
         x, ids, mlp1_blocks, mlp1_scales, mlp1_bias, act, float(swiglu_limit),
-        H=hidden, I=inter, K_SEL=k_sel, BLOCK_I=block_i, BLOCK_G=block_g, USE_PRMT=use_prmt,
+        H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_I=block_i, BLOCK_G=block_g, USE_PRMT=use_prmt,
         num_warps=4,
     )  # fmt: skip
     out = torch.empty_like(x)
@@ -153,7 +155,7 @@ def moe_experts(
     grid2 = (n_tokens, triton.cdiv(hidden, block_n))
     _mlp2_combine_kernel[grid2](
         act, ids, gates, mlp2_blocks, mlp2_scales, mlp2_bias, out,
-        H=hidden, I=inter, K_SEL=k_sel, BLOCK_N=block_n, BLOCK_G=block_g, USE_PRMT=use_prmt,
+        H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_N=block_n, BLOCK_G=block_g, USE_PRMT=use_prmt,
         num_warps=4,
     )  # fmt: skip
     return out

@@ -104,6 +104,16 @@ class UnembeddingOp(Protocol):
         ...
 
 
+class LinearOp(Protocol):
+    def __call__(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """x [T, K] bf16, weight [N, K] bf16, bias [N] bf16 or None -> [T, N] bf16 (F.linear).
+
+        The attention projections; at decode (T = 1) a pure read of the weight."""
+        ...
+
+
 class SampleOp(Protocol):
     def __call__(
         self,
@@ -132,6 +142,9 @@ class Ops:
     moe: MoeOp
     unembedding: UnembeddingOp
     sample: SampleOp
+    linear: LinearOp = F.linear
+    graph_safe_decode: bool = False
+    """True when a T == 1 forward never syncs with the host, so decode can be a CUDA graph."""
 
 
 # --- torch reference implementations -----------------------------------------------------------

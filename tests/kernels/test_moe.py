@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gptoss_chat.kernels.dequant import dequantize, dequantize_ref
+from gptoss_chat.kernels.moe import moe, moe_ref
+from tests.kernels.helpers import random_experts, rel_err
+
+
+def test_dequantize_is_exact(device) -> None:
+    w = random_experts(1, 96, 64, device)
+    blocks, scales = w.mlp1_blocks[0], w.mlp1_scales[0]
+    assert torch.equal(dequantize(blocks, scales), dequantize_ref(blocks, scales))
+
+
+@pytest.mark.parametrize("n_tokens", [1, 12])
+def test_moe_op_matches_reference(device, n_tokens) -> None:
+    w = random_experts(4, 64, 64, device, seed=n_tokens)
+    x = torch.randn(n_tokens, 64, device=device).to(torch.bfloat16)
+    assert rel_err(moe(x, w, 2, 7.0), moe_ref(x, w, 2, 7.0)) < 2e-2
+
+
+@pytest.mark.gpu
+def test_dequantize_full_shape_exact() -> None:
+    w = random_experts(1, 2880, 2880, torch.device("cuda"))
+    blocks, scales = w.mlp1_blocks[0], w.mlp1_scales[0]
+    assert torch.equal(dequantize(blocks, scales), dequantize_ref(blocks, scales))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("n_tokens", [1, 2048])
+def test_moe_op_full_shape(n_tokens) -> None:
+    w = random_experts(32, 2880, 2880, torch.device("cuda"))
+    x = torch.randn(n_tokens, 2880, device="cuda").to(torch.bfloat16)
+    assert rel_err(moe(x, w, 4, 7.0), moe_ref(x, w, 4, 7.0)) < 2e-2
