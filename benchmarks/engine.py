@@ -1,4 +1,4 @@
-"""End-to-end engine benchmark on one GPU: our engine and, in the same run, the peers that run there.
+"""End-to-end benchmark on one GPU: our engine and, in the same run, the peers that run there.
 
     python benchmarks/engine.py --checkpoint DIR [--impl ours,parity,transformers,reference]
 
@@ -46,12 +46,14 @@ def peak_gib() -> float:
     return round(torch.cuda.max_memory_reserved() / 2**30, 2)
 
 
-def ensure_checkpoints(root: Path) -> None:
+def ensure_checkpoints(root: Path, impls: list[str]) -> None:
     from gptoss_chat.model.config import GPT_OSS_20B
     from gptoss_chat.model.layout import Layout
     from gptoss_chat.model.random_checkpoint import write_random_checkpoint
 
     for layout, sub in ((Layout.ORIGINAL, "orig"), (Layout.HF, "hf")):
+        if sub == "hf" and "transformers" not in impls:
+            continue
         target = root / sub
         if (target / "done").exists():
             continue
@@ -115,7 +117,7 @@ def _profile_decode(gen) -> None:
     gen.reset()
     _run(gen, prompt_ids(1024, 4), 3)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        _run(gen, prompt_ids(1024, 4) + [1], 17)
+        _run(gen, [*prompt_ids(1024, 4), 1], 17)
     rows = []
     for evt in prof.key_averages():
         if evt.device_time_total > 0:
@@ -254,9 +256,10 @@ def main() -> int:
         return 0
     emit("setup", "device", torch.cuda.get_device_name(), torch=torch.__version__,
          date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))  # fmt: skip
-    ensure_checkpoints(args.checkpoint)
+    impls = args.impl.split(",")
+    ensure_checkpoints(args.checkpoint, impls)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    for impl in args.impl.split(","):
+    for impl in impls:
         cmd = [sys.executable, __file__, "--checkpoint", str(args.checkpoint), "--worker", impl]
         cmd += ["--quick"] if args.quick else []
         try:

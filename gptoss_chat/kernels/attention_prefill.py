@@ -110,7 +110,7 @@ def attention_prefill(
     if q.is_cuda:
         block_m, block_n, warps = (64, 64, 4) if n_tokens >= 64 else (16, 64, 4)
     else:
-        block_m, block_n, warps = 16, 16, 1
+        block_m, block_n, warps = 32, 32, 1
     grid = (triton.cdiv(n_tokens, block_m), n_heads)
     _prefill_kernel[grid](
         q, k_cache, v_cache, sinks, start, out, float(sm_scale), n_tokens, slots,

@@ -50,7 +50,10 @@ def dequantize(blocks: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
         raise ValueError("dequantize: scales must be contiguous [R, G] and fit the blocks")
     n_rows, n_groups, _ = blocks.shape
     out = torch.empty(n_rows, n_groups * 32, dtype=torch.bfloat16, device=blocks.device)
-    rows, block_g = (16, 16) if blocks.is_cuda else (4, 2)
+    if blocks.is_cuda:
+        rows, block_g = 16, 16
+    else:  # the interpreter runs programs one by one: few, large programs are fastest
+        rows, block_g = min(128, triton.next_power_of_2(n_rows)), triton.next_power_of_2(n_groups)
     grid = (triton.cdiv(n_rows, rows), triton.cdiv(n_groups, block_g))
     _dequant_kernel[grid](
         blocks, scales, out, n_rows, G=n_groups, ROWS=rows, BLOCK_G=block_g,

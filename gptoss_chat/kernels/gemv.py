@@ -92,7 +92,8 @@ def gemv(
         grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), n_tokens)  # noqa: E731
         _gemv_tuned[grid](x, weight, b, out, n, K=k, HAS_BIAS=bias is not None)
     else:
-        block_n, block_k = 8, 32
+        # the interpreter runs programs one by one: few, large programs are fastest
+        block_n, block_k = min(64, triton.next_power_of_2(n)), min(128, triton.next_power_of_2(k))
         grid = (triton.cdiv(n, block_n), n_tokens)
         _gemv_kernel[grid](
             x, weight, b, out, n, K=k, HAS_BIAS=bias is not None, BLOCK_N=block_n,

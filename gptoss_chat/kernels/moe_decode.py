@@ -143,7 +143,12 @@ def moe_experts(
     ids = expert_ids.reshape(-1).contiguous()  # [T*k]
     gates = expert_weights.reshape(-1).float().contiguous()  # [T*k]
     act = torch.empty(n_tokens * k_sel, inter, dtype=torch.float32, device=x.device)
-    block_i, block_g = (16, 8) if x.is_cuda else (8, 2)
+    if x.is_cuda:
+        block_i, block_g, block_n = 16, 8, 16
+    else:  # the interpreter runs programs one by one: few, large programs are fastest
+        block_i = min(64, triton.next_power_of_2(inter))
+        block_n = min(64, triton.next_power_of_2(hidden))
+        block_g = min(8, triton.next_power_of_2(max(hidden, inter) // 32))
     grid1 = (n_tokens * k_sel, triton.cdiv(inter, block_i))
     _mlp1_swiglu_kernel[grid1](
         x, ids, mlp1_blocks, mlp1_scales, mlp1_bias, act, float(swiglu_limit),
@@ -151,7 +156,6 @@ def moe_experts(
         num_warps=4,
     )  # fmt: skip
     out = torch.empty_like(x)
-    block_n = 16 if x.is_cuda else 8
     grid2 = (n_tokens, triton.cdiv(hidden, block_n))
     _mlp2_combine_kernel[grid2](
         act, ids, gates, mlp2_blocks, mlp2_scales, mlp2_bias, out,
