@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from gptoss_chat.kernels.dequant import dequantize
 from gptoss_chat.kernels.moe_decode import moe_experts
+from gptoss_chat.kernels.router import route as route_kernel
 from gptoss_chat.model.ops import ExpertWeights, moe_torch, route, swiglu
 
 DECODE_KERNEL_MAX_TOKENS = 8
@@ -23,13 +24,16 @@ def moe(
     x: torch.Tensor, weights: ExpertWeights, experts_per_token: int, swiglu_limit: float
 ) -> torch.Tensor:
     """x [T, H] bf16 (normed) -> [T, H] bf16: the experts' weighted sum (see `MoeOp`)."""
-    expert_ids, expert_weights = route(x, weights, experts_per_token)  # [T, k], [T, k]
     if x.shape[0] <= DECODE_KERNEL_MAX_TOKENS:
+        expert_ids, expert_weights = route_kernel(
+            x, weights.gate_weight, weights.gate_bias, experts_per_token
+        )  # [T, k], [T, k]
         return moe_experts(
             x, expert_ids, expert_weights, weights.mlp1_blocks, weights.mlp1_scales,
             weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
             swiglu_limit,
         )  # fmt: skip
+    expert_ids, expert_weights = route(x, weights, experts_per_token)  # [T, k], [T, k]
     return _moe_grouped(x, expert_ids, expert_weights, weights, swiglu_limit)
 
 
