@@ -21,6 +21,7 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
     from gptoss_chat.kernels.gemv import linear, unembedding
     from gptoss_chat.kernels.moe import moe
     from gptoss_chat.kernels.rms_norm import rms_norm
+    from gptoss_chat.kernels.rope_cache import rope_cache
 
     del device  # one table for every CUDA device
     return replace(
@@ -32,5 +33,6 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
         moe=moe,
         unembedding=unembedding,
         linear=linear,
+        rope_cache=rope_cache,
         graph_safe_decode=True,
     )

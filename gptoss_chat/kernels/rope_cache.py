@@ -16,6 +16,12 @@ import triton.language as tl
 
 
 @triton.jit
+def _bf16(x):
+    """Round to bf16 to nearest even, as torch does (the interpreter would otherwise truncate)."""
+    return x.to(tl.bfloat16, fp_downcast_rounding="rtne")
+
+
+@triton.jit
 def _rope_cache_kernel(
     qkv_ptr,  # [T, (HQ + 2 HKV) * D] bf16
     cos_ptr,  # [T, D/2] bf16
@@ -41,12 +47,11 @@ def _rope_cache_kernel(
     second = tl.load(row + half + d[None, :], mask=ok[:, None], other=0.0).to(tl.float32)
     cos = tl.load(cos_ptr + token * half + d).to(tl.float32)[None, :]
     sin = tl.load(sin_ptr + token * half + d).to(tl.float32)[None, :]
-    bf = tl.bfloat16
-    r1 = (first * cos).to(bf).to(tl.float32) - (second * sin).to(bf).to(tl.float32)
-    r2 = (second * cos).to(bf).to(tl.float32) + (first * sin).to(bf).to(tl.float32)
+    r1 = _bf16(_bf16(first * cos).to(tl.float32) - _bf16(second * sin).to(tl.float32))
+    r2 = _bf16(_bf16(second * cos).to(tl.float32) + _bf16(first * sin).to(tl.float32))
     rotate = (heads < HQ + HKV)[:, None]  # q and k heads; v heads pass through
-    out1 = tl.where(rotate, r1, first).to(bf)
-    out2 = tl.where(rotate, r2, second).to(bf)
+    out1 = tl.where(rotate, r1, first.to(tl.bfloat16))
+    out2 = tl.where(rotate, r2, second.to(tl.bfloat16))
     slot = ((tl.load(offset_ptr) + token) % S).to(tl.int64)
     is_q = heads < HQ
     is_k = (heads >= HQ) & (heads < HQ + HKV)

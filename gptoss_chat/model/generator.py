@@ -252,6 +252,8 @@ def load_generator(
     except BackendUnavailableError as exc:
         raise GeneratorError(str(exc)) from None
     weights = load_weights(info, device, progress, dtype=dtype)
+    for layer in weights.layers:
+        layer.experts = ops.prepare_experts(layer.experts)
     size, note = choose_context(info.config, context, device)
     cache = KVCache(info.config, size, device, sliding_slack=sliding_slack, dtype=dtype)
     model = Transformer(info.config, weights, ops, size)

@@ -114,6 +114,27 @@ class LinearOp(Protocol):
         ...
 
 
+class RopeCacheOp(Protocol):
+    def __call__(
+        self,
+        qkv: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        offset: torch.Tensor,
+        n_heads: int,
+    ) -> torch.Tensor:
+        """Rotary embedding + KV write for one layer; returns q [T, Hq, D] bf16.
+
+        qkv [T, (Hq + 2 Hkv) D] bf16 (the projection's output: q heads, k heads, v heads);
+        cos, sin [T, D/2] bf16 for positions offset .. offset+T-1; k_cache, v_cache [S, Hkv, D];
+        offset [] int64 on the device. Rotates the two halves of each q and k head in bf16
+        arithmetic and writes k, v to slots (offset + t) % S.
+        """
+        ...
+
+
 class SampleOp(Protocol):
     def __call__(
         self,
@@ -131,6 +152,16 @@ class SampleOp(Protocol):
         ...
 
 
+class PrepareExpertsOp(Protocol):
+    def __call__(self, weights: ExpertWeights) -> ExpertWeights:
+        """Called once per layer right after loading, with the checkpoint-layout weights on the
+        device; returns what `moe` will receive for that layer. A kernel that wants another
+        layout (swizzled blocks, transposed scales) converts here and may return a subclass of
+        ExpertWeights with extra fields. The loader drops the input afterwards. Default: identity.
+        """
+        ...
+
+
 @dataclass(frozen=True)
 class Ops:
     """The kernel table. Every entry follows the Protocol of the same name above."""
@@ -142,7 +173,9 @@ class Ops:
     moe: MoeOp
     unembedding: UnembeddingOp
     sample: SampleOp
+    prepare_experts: PrepareExpertsOp = lambda weights: weights
     linear: LinearOp = F.linear
+    rope_cache: RopeCacheOp = lambda *args: rope_cache_torch(*args)
     graph_safe_decode: bool = False
     """True when a T == 1 forward never syncs with the host, so decode can be a CUDA graph."""
 
@@ -154,6 +187,11 @@ def rms_norm_torch(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Te
     t = x.float()  # [T, H]
     t = t * torch.rsqrt(t.pow(2).mean(dim=-1, keepdim=True) + eps)
     return (t * scale).to(x.dtype)
+
+
+ATTENTION_SCORE_BUDGET = 1 << 27
+"""Float32 scores one reference attention step may hold (512 MiB): long prefills go in query
+blocks so a 1024-token chunk against a 131072-token cache does not need 34 GB."""
 
 
 def attention_torch(
@@ -168,16 +206,39 @@ def attention_torch(
     """Reference attention. It reads `start` on the host (one sync per call) to gather only the
     live slots; a kernel reads it on the device instead."""
     n_tokens, n_heads, head_dim = q.shape
+    first_query = int(start)
+    out = torch.empty((n_tokens, n_heads * head_dim), dtype=q.dtype, device=q.device)
+    keys_seen = first_query + n_tokens
+    if sliding_window:
+        keys_seen = min(keys_seen, sliding_window + n_tokens)
+    block = max(1, ATTENTION_SCORE_BUDGET // (n_heads * keys_seen))
+    for i in range(0, n_tokens, block):
+        out[i : i + block] = _attend(
+            q[i : i + block], k_cache, v_cache, sinks, first_query + i, sliding_window, sm_scale
+        )
+    return out
+
+
+def _attend(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    sinks: torch.Tensor,
+    first_query: int,
+    sliding_window: int,
+    sm_scale: float,
+) -> torch.Tensor:
+    n_tokens, n_heads, head_dim = q.shape
     slots, n_kv_heads, _ = k_cache.shape
-    end = int(start) + n_tokens
-    first = max(0, end - n_tokens - sliding_window + 1) if sliding_window else 0
-    key_positions = torch.arange(first, end, device=q.device)  # [K]
+    end = first_query + n_tokens
+    first_key = max(0, first_query - sliding_window + 1) if sliding_window else 0
+    key_positions = torch.arange(first_key, end, device=q.device)  # [K]
     keys = k_cache[key_positions % slots].float()  # [K, Hkv, D]
     values = v_cache[key_positions % slots].float()  # [K, Hkv, D]
     group = n_heads // n_kv_heads
     queries = q.float().view(n_tokens, n_kv_heads, group, head_dim)  # [T, Hkv, G, D]
     scores = torch.einsum("tkgd,skd->kgts", queries, keys) * sm_scale  # [Hkv, G, T, K]
-    query_positions = torch.arange(end - n_tokens, end, device=q.device)  # [T]
+    query_positions = torch.arange(first_query, end, device=q.device)  # [T]
     distance = query_positions[:, None] - key_positions[None, :]  # [T, K]
     visible = distance >= 0
     if sliding_window:
@@ -236,6 +297,33 @@ def moe_torch(
         del w2
         out.index_add_(0, tokens, y.float() * expert_weights[tokens, slot, None].float())
     return out.to(x.dtype)
+
+
+def rope_cache_torch(
+    qkv: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    offset: torch.Tensor,
+    n_heads: int,
+) -> torch.Tensor:
+    n_tokens = qkv.shape[0]
+    slots, n_kv, head_dim = k_cache.shape
+    q_dim, kv_dim = n_heads * head_dim, n_kv * head_dim
+    q = qkv[:, :q_dim].reshape(n_tokens, n_heads, head_dim)
+    k = qkv[:, q_dim : q_dim + kv_dim].reshape(n_tokens, n_kv, head_dim)
+    v = qkv[:, q_dim + kv_dim :].reshape(n_tokens, n_kv, head_dim)
+    cos, sin = cos[:, None, :], sin[:, None, :]
+
+    def rotate(t: torch.Tensor) -> torch.Tensor:
+        first, second = torch.chunk(t, 2, dim=-1)
+        return torch.cat((first * cos - second * sin, second * cos + first * sin), dim=-1)
+
+    index = (offset + torch.arange(n_tokens, device=qkv.device)) % slots  # [T]
+    k_cache.index_copy_(0, index, rotate(k))
+    v_cache.index_copy_(0, index, v)
+    return rotate(q)
 
 
 def unembedding_torch(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

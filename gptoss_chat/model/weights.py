@@ -2,28 +2,33 @@
 
 Validation reads only the safetensors headers (and file sizes), so a bad checkpoint fails in
 milliseconds with a message naming the tensor or file, before any weight is read. Loading then
-reads one tensor at a time from the memory-mapped files and moves it to the device, so host
-memory holds at most one tensor beyond what the device keeps. The MoE weights stay MXFP4 packed
-(uint8 blocks + scales): nothing decodes experts at load time.
+takes one tensor at a time from the memory-mapped files (`safetensors_io`): a CUDA engine copies
+it to the device and drops the host pages, so host memory stays near one tensor; a CPU engine
+keeps the mapped pages themselves as its weights (no second copy). The MoE weights stay MXFP4
+packed (uint8 blocks + scales): nothing decodes experts at load time.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from gptoss_chat.generator import GeneratorError
 from gptoss_chat.model.config import ConfigError, ModelConfig, read_config_json
 from gptoss_chat.model.layout import Layout, TensorSpec, tensor_specs
 from gptoss_chat.model.ops import ExpertWeights
+from gptoss_chat.model.safetensors_io import (
+    MappedFile,
+    SafetensorsError,
+    TensorEntry,
+    read_header,
+)
 
 ProgressCallback = Callable[[int, int], None]
 """progress(bytes_loaded, bytes_total), called after each tensor reaches the device."""
@@ -44,14 +49,6 @@ class CheckpointInfo:
     """The folder holding config.json and the safetensors files."""
     config: ModelConfig
     files: tuple[Path, ...]
-
-
-@dataclass(frozen=True)
-class TensorEntry:
-    file: Path
-    dtype: str
-    shape: tuple[int, ...]
-    nbytes: int
 
 
 @dataclass
@@ -136,38 +133,15 @@ def _safetensors_files(layout: Layout, folder: Path) -> tuple[Path, ...]:
     return files
 
 
-def read_header(path: Path) -> dict[str, TensorEntry]:
-    """Parse a safetensors header and check that the file holds every byte it announces."""
-    size = path.stat().st_size
-    try:
-        with path.open("rb") as f:
-            (header_len,) = struct.unpack("<Q", f.read(8))
-            if header_len > size - 8:
-                raise CheckpointError(f"{path} is truncated (its header runs past the file end)")
-            header = json.loads(f.read(header_len))
-    except (struct.error, ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is not a safetensors file: {exc}") from None
-    entries: dict[str, TensorEntry] = {}
-    end = 0
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        begin, stop = meta["data_offsets"]
-        end = max(end, stop)
-        entries[name] = TensorEntry(path, meta["dtype"], tuple(meta["shape"]), stop - begin)
-    if 8 + header_len + end > size:
-        raise CheckpointError(
-            f"{path} is truncated: it holds {size} bytes, its tensors need {8 + header_len + end}"
-            " (an interrupted download?)"
-        )
-    return entries
-
-
 def validate(info: CheckpointInfo) -> tuple[list[TensorSpec], dict[str, TensorEntry]]:
     """Check names, shapes and dtypes of every tensor against the config; no weight is read."""
     entries: dict[str, TensorEntry] = {}
     for path in info.files:
-        for name, entry in read_header(path).items():
+        try:
+            header = read_header(path)
+        except SafetensorsError as exc:
+            raise CheckpointError(str(exc)) from None
+        for name, entry in header.items():
             if name in entries:
                 raise CheckpointError(f"tensor {name} appears in {entries[name].file} and {path}")
             entries[name] = entry
@@ -232,14 +206,16 @@ def load_weights(
     params: dict[str, torch.Tensor] = {}
     parts: dict[str, list[torch.Tensor]] = {}
     pending = Counter(spec.target for spec in specs)  # HF qkv: three tensors make one target
-    handles = {}
     try:
-        for path in info.files:
-            handles[path] = safe_open(str(path), framework="pt", device="cpu")
+        files = {path: MappedFile(path) for path in info.files}
         for spec in specs:
-            host = handles[entries[spec.name].file].get_tensor(spec.name)
-            parts.setdefault(spec.target, []).append(host.to(device, _target_dtype(spec, dtype)))
-            del host
+            entry = entries[spec.name]
+            mapped = files[entry.file].tensor(entry)
+            tensor = mapped.to(device, _target_dtype(spec, dtype))
+            if tensor.data_ptr() != mapped.data_ptr():
+                files[entry.file].release(entry)  # copied: drop the host pages
+            parts.setdefault(spec.target, []).append(tensor)
+            del mapped, tensor
             pending[spec.target] -= 1
             if not pending[spec.target]:
                 pieces = parts.pop(spec.target)
@@ -247,10 +223,8 @@ def load_weights(
             loaded += entries[spec.name].nbytes
             if progress is not None:
                 progress(loaded, total)
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"reading {info.folder} failed: {exc}") from exc
-    finally:
-        handles.clear()
     return _assemble(info.config, params)
 
 

@@ -1,0 +1,82 @@
+"""Config parsing of both layouts' config.json, presets, and context sizing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from gptoss_chat.model.config import (
+    GPT_OSS_20B,
+    GPT_OSS_120B,
+    PRESETS,
+    ConfigError,
+    ModelConfig,
+    yarn_bounds,
+)
+from gptoss_chat.model.generator import choose_context
+from gptoss_chat.model.kv_cache import cache_bytes
+
+# The figures of openai/gpt-oss-20b's two config.json files (original/ and the HF layout).
+ORIGINAL_20B = {
+    "num_hidden_layers": 24, "num_experts": 32, "experts_per_token": 4, "vocab_size": 201088,
+    "hidden_size": 2880, "intermediate_size": 2880, "swiglu_limit": 7.0, "head_dim": 64,
+    "num_attention_heads": 64, "num_key_value_heads": 8, "sliding_window": 128,
+    "initial_context_length": 4096, "rope_theta": 150000, "rope_scaling_factor": 32.0,
+    "rope_ntk_alpha": 1, "rope_ntk_beta": 32,
+}  # fmt: skip
+HF_20B = {
+    "architectures": ["GptOssForCausalLM"], "attention_bias": True, "eos_token_id": 200002,
+    "experts_per_token": 4, "head_dim": 64, "hidden_act": "silu", "hidden_size": 2880,
+    "initial_context_length": 4096, "intermediate_size": 2880,
+    "layer_types": ["sliding_attention", "full_attention"] * 12,
+    "max_position_embeddings": 131072, "model_type": "gpt_oss", "num_attention_heads": 64,
+    "num_experts_per_tok": 4, "num_hidden_layers": 24, "num_key_value_heads": 8,
+    "num_local_experts": 32, "rms_norm_eps": 1e-05,
+    "rope_scaling": {"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0,
+                     "original_max_position_embeddings": 4096, "rope_type": "yarn",
+                     "truncate": False},
+    "rope_theta": 150000, "sliding_window": 128, "swiglu_limit": 7.0, "vocab_size": 201088,
+    "quantization_config": {"quant_method": "mxfp4"},
+}  # fmt: skip
+
+
+def test_released_configs_parse_to_the_presets() -> None:
+    assert ModelConfig.from_json(ORIGINAL_20B) == GPT_OSS_20B
+    assert ModelConfig.from_hf_json(HF_20B) == GPT_OSS_20B
+    assert ModelConfig.from_hf_json(GPT_OSS_120B.to_hf_json()) == GPT_OSS_120B
+    assert GPT_OSS_20B.max_context_length == 131072
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_are_valid_and_round_trip(name: str) -> None:
+    config = PRESETS[name]
+    config.validate()
+    assert ModelConfig.from_json(config.to_json()) == config
+    assert ModelConfig.from_hf_json(config.to_hf_json()) == config
+    low, high = yarn_bounds(config)
+    assert 0 < low < high < config.head_dim / 2 - 1  # what YaRN's ramp needs
+
+
+def test_hf_layer_types_must_alternate() -> None:
+    data = {**HF_20B, "layer_types": ["full_attention"] * 24}
+    with pytest.raises(ConfigError, match="alternate sliding/full"):
+        ModelConfig.from_hf_json(data)
+
+
+def test_hf_config_missing_key() -> None:
+    data = {k: v for k, v in HF_20B.items() if k != "num_local_experts"}
+    with pytest.raises(ConfigError, match="lacks num_local_experts"):
+        ModelConfig.from_hf_json(data)
+
+
+def test_context_shrinks_to_what_fits() -> None:
+    cpu = torch.device("cpu")
+    assert choose_context(GPT_OSS_20B, 8192, cpu) == (8192, "")
+    # 64 KV heads over 36 layers would need ~300 GB at 131072 tokens: more than this machine.
+    huge = replace(GPT_OSS_120B, num_key_value_heads=64)
+    context, note = choose_context(huge, None, cpu)
+    assert context < huge.max_context_length and context % 1024 == 0
+    assert "context limited to" in note
+    assert cache_bytes(huge, context) < cache_bytes(huge, huge.max_context_length)
