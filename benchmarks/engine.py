@@ -111,20 +111,33 @@ def worker_ours(root: Path, quick: bool) -> None:
 
 
 def _profile_decode(gen) -> None:
-    """Where a graph-replayed decode step's time goes, by kernel name (top 12)."""
+    """Where a graph-replayed decode step's time goes, by kernel name (top 12), then the same for
+    a 2k-token prefill."""
     from torch.profiler import ProfilerActivity, profile
 
     gen.reset()
     _run(gen, prompt_ids(1024, 4), 3)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         _run(gen, [*prompt_ids(1024, 4), 1], 17)
+    _top_kernels(prof, "profile_decode_us")
+    gen.reset()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        started = time.perf_counter()
+        _run(gen, prompt_ids(2048, 3), 1)
+        wall = time.perf_counter() - started
+    emit("ours", "profile_prefill_wall_s", round(wall, 4), prompt=2048)
+    _top_kernels(prof, "profile_prefill_us")
+
+
+def _top_kernels(prof, figure: str) -> None:
     rows = []
     for evt in prof.key_averages():
         if evt.device_time_total > 0:
             rows.append((evt.device_time_total, evt.count, evt.key))
     rows.sort(reverse=True)
+    emit("ours", f"{figure}_total", round(sum(r[0] for r in rows), 1))
     for total, count, key in rows[:14]:
-        emit("ours", "profile_us", round(total, 1), kernel=key[:80], calls=count)
+        emit("ours", figure, round(total, 1), kernel=key[:80], calls=count)
 
 
 def worker_parity(root: Path) -> None:
@@ -145,11 +158,19 @@ def worker_parity(root: Path) -> None:
         del gen, logits
         torch.cuda.empty_cache()
     (lt, tt), (lr, tr) = results["triton"], results["torch"]
-    emit("parity", "triton_vs_torch_max_dlogit", round((lt - lr).abs().max().item(), 4),
-         mean=round((lt - lr).abs().mean().item(), 5))  # fmt: skip
+    _compare("triton_vs_torch", lt, lr)
     same = next((i for i, (a, b) in enumerate(zip(tt, tr, strict=True)) if a != b), len(tt))
     emit("parity", "greedy_identical_prefix", same, of=len(tt),
          matching=sum(a == b for a, b in zip(tt, tr, strict=True)))  # fmt: skip
+
+
+def _compare(label: str, ours: torch.Tensor, theirs: torch.Tensor) -> None:
+    """max and mean |dlogit| over all prompt positions, the logits' spread, top-1 agreement."""
+    delta = (ours - theirs).abs()
+    agree = (ours.argmax(-1) == theirs.argmax(-1)).float().mean().item()
+    emit("parity", f"{label}_max_dlogit", round(delta.max().item(), 4),
+         mean=round(delta.mean().item(), 5), logit_std=round(theirs.std().item(), 3),
+         argmax_agreement=round(agree, 4), positions=ours.shape[0])  # fmt: skip
 
 
 # --- peers --------------------------------------------------------------------------------------
@@ -180,10 +201,7 @@ def worker_transformers(root: Path) -> None:
         for backend in ("triton", "torch"):
             path = root / f"logits_{backend}.pt"
             if path.exists():
-                ours = torch.load(path)
-                emit("parity", f"{backend}_vs_transformers_max_dlogit",
-                     round((ours - theirs).abs().max().item(), 4),
-                     mean=round((ours - theirs).abs().mean().item(), 5))  # fmt: skip
+                _compare(f"{backend}_vs_transformers", torch.load(path), theirs)
         for n in (2048, 8192):
             ids = torch.tensor([prompt_ids(n, 3)], device="cuda")
             try:

@@ -113,6 +113,25 @@ def bench_attention() -> None:
                           "TFLOPs": round(flops / us / 1e6, 1)}), flush=True)  # fmt: skip
 
 
+def bench_prefill_moe() -> None:
+    from gptoss_chat.kernels.moe_prefill import moe_grouped
+    from gptoss_chat.model.ops import route
+    from tests.kernels.helpers import random_experts
+
+    dev = torch.device("cuda")
+    w = random_experts(32, 2880, 2880, dev)
+    for n_tok in (51, 2048, 8192):
+        x = torch.randn(n_tok, 2880, device=dev).to(torch.bfloat16)
+        ids, gates = route(x, w, 4)
+        us = _bench(lambda x=x, ids=ids, gates=gates: moe_grouped(
+            x, ids, gates, w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias, w.mlp2_blocks,
+            w.mlp2_scales, w.mlp2_bias, 7.0))  # fmt: skip
+        flops = n_tok * 4 * 2 * (5760 * 2880 + 2880 * 2880)
+        row = {"kernel": "moe_prefill_grouped", "variant": f"T{n_tok}", "us": round(us, 1),
+               "TFLOPs": round(flops / us / 1e6, 1)}  # fmt: skip
+        print(json.dumps(row), flush=True)
+
+
 def bench_misc() -> None:
     from gptoss_chat.kernels.dequant import dequantize
     from gptoss_chat.kernels.rms_norm import rms_norm
@@ -122,6 +141,16 @@ def bench_misc() -> None:
     x = torch.randn(1, 2880, device=dev).to(torch.bfloat16)
     scale = torch.rand(2880, device=dev)
     _emit("rms_norm", "T1", _bench(lambda: rms_norm(x, scale, 1e-5)), 2880 * 4)
+    from gptoss_chat.kernels.rope_cache import rope_cache
+    from gptoss_chat.kernels.router import route
+
+    qkv = torch.randn(1, 5120, device=dev).to(torch.bfloat16)
+    cs = torch.randn(1, 32, device=dev).to(torch.bfloat16)
+    cache = torch.randn(8320, 8, 64, device=dev).to(torch.bfloat16)
+    pos = torch.tensor(77, device=dev)
+    _emit("rope_cache", "T1", _bench(lambda: rope_cache(qkv, cs, cs, cache, cache, pos, 64)), 10240)
+    ex = random_experts(32, 2880, 64, dev)
+    _emit("router", "T1", _bench(lambda: route(x, ex.gate_weight, ex.gate_bias, 4)), 32 * 2880 * 2)
     w = random_experts(1, 2880, 2880, dev)
     us = _bench(lambda: dequantize(w.mlp1_blocks[0], w.mlp1_scales[0]))
     _emit("dequant_expert", "mlp1", us, 5760 * 2880 // 2 + 5760 * 2880 * 2)
@@ -137,9 +166,9 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("benchmarks/kernels.py needs a CUDA GPU", file=sys.stderr)
         return 2
-    wanted = set((args.only or "moe,gemv,attention,misc").split(","))
+    wanted = set((args.only or "moe,gemv,attention,prefill_moe,misc").split(","))
     for name, fn in [("moe", bench_moe), ("gemv", bench_gemv), ("attention", bench_attention),
-                     ("misc", bench_misc)]:  # fmt: skip
+                     ("prefill_moe", bench_prefill_moe), ("misc", bench_misc)]:  # fmt: skip
         if name in wanted:
             try:
                 fn()

@@ -1,9 +1,10 @@
 """The `Ops.moe` entry: routing in torch, then the decode kernels or the per-expert prefill path.
 
 Few tokens (decode, short chunks): `moe_experts` reads the packed experts directly, with static
-launch shapes (graph-safe). Many tokens (prefill): each expert that any token chose is decoded
-once into a bf16 scratch matrix by a Triton kernel and multiplied by cuBLAS over its tokens, so
-the decoding cost is amortised over the tokens and only one expert's bf16 copy exists at once.
+launch shapes (graph-safe). Many tokens (prefill): `moe_prefill.moe_grouped`, a grouped GEMM
+that decodes fp4 inside the product, with no host sync. `_moe_by_expert` (decode each hit expert
+once to bf16, then cuBLAS; one host sync) remains for shapes the grouped kernel's blocks do not
+divide.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 
 from gptoss_chat.kernels.dequant import dequantize
 from gptoss_chat.kernels.moe_decode import moe_experts
+from gptoss_chat.kernels.moe_prefill import fits, moe_grouped
 from gptoss_chat.kernels.router import route as route_kernel
 from gptoss_chat.model.ops import ExpertWeights, moe_torch, route, swiglu
 
@@ -34,10 +36,16 @@ def moe(
             swiglu_limit,
         )  # fmt: skip
     expert_ids, expert_weights = route(x, weights, experts_per_token)  # [T, k], [T, k]
-    return _moe_grouped(x, expert_ids, expert_weights, weights, swiglu_limit)
+    if fits(x.shape[1], weights.mlp2_blocks.shape[2] * 32, x.is_cuda):
+        return moe_grouped(
+            x, expert_ids, expert_weights, weights.mlp1_blocks, weights.mlp1_scales,
+            weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
+            swiglu_limit,
+        )  # fmt: skip
+    return _moe_by_expert(x, expert_ids, expert_weights, weights, swiglu_limit)
 
 
-def _moe_grouped(
+def _moe_by_expert(
     x: torch.Tensor,
     expert_ids: torch.Tensor,
     expert_weights: torch.Tensor,

@@ -34,3 +34,15 @@ def test_moe_op_full_shape(n_tokens) -> None:
     w = random_experts(32, 2880, 2880, torch.device("cuda"))
     x = torch.randn(n_tokens, 2880, device="cuda").to(torch.bfloat16)
     assert rel_err(moe(x, w, 4, 7.0), moe_ref(x, w, 4, 7.0)) < 2e-2
+
+
+def test_grouped_prefill_matches_reference(device) -> None:
+    from gptoss_chat.kernels.moe_prefill import moe_grouped
+    from gptoss_chat.model.ops import route
+
+    w = random_experts(4, 96, 64, device, seed=5)
+    x = torch.randn(21, 96, device=device).to(torch.bfloat16)
+    ids, gates = route(x, w, 2)
+    out = moe_grouped(x, ids, gates, w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias, w.mlp2_blocks,
+                      w.mlp2_scales, w.mlp2_bias, 7.0)  # fmt: skip
+    assert rel_err(out, moe_ref(x, w, 2, 7.0)) < 2e-2
