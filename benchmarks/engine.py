@@ -164,6 +164,52 @@ def worker_parity(root: Path) -> None:
          matching=sum(a == b for a, b in zip(tt, tr, strict=True)))  # fmt: skip
 
 
+def worker_opcheck(root: Path) -> None:
+    """Op by op on real 20b activations: run the torch table, call each Triton op on the same
+    inputs (cloned, for ops that write the cache) and report the worst relative error per op."""
+    from dataclasses import replace
+
+    from gptoss_chat.kernels import build_ops
+    from gptoss_chat.model.generator import load_generator
+
+    gen = load_generator(root / "orig", device="cuda", context=4096, backend="torch")
+    torch_ops = gen.model.ops
+    triton_ops = build_ops(torch_ops, gen.device)
+    worst: dict[str, tuple[float, int]] = {}
+
+    def err(a: torch.Tensor, b: torch.Tensor) -> float:
+        a, b = a.double(), b.double()
+        return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+    def wrap(name: str):
+        ref_fn, cand_fn = getattr(torch_ops, name), getattr(triton_ops, name)
+
+        def fn(*args):
+            cloned = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+            out_c = cand_fn(*cloned)
+            out_r = ref_fn(*args)
+            e = err(out_c, out_r)
+            if name == "rope_cache":
+                e = max(e, err(cloned[3], args[3]), err(cloned[4], args[4]))
+            key = f"{name}_T{args[0].shape[0] if args[0].dim() > 0 else 0}"
+            if e > worst.get(key, (-1.0, 0))[0]:
+                worst[key] = (e, len(worst))
+            return out_r
+
+        return fn
+
+    names = ("rms_norm", "attention_prefill", "attention_decode", "moe", "unembedding", "linear",
+             "rope_cache")  # fmt: skip
+    gen.model.ops = replace(torch_ops, **{n: wrap(n) for n in names})
+    prompt = prompt_ids(PARITY_PROMPT, 8)
+    with torch.inference_mode():
+        gen.model.forward(torch.tensor(prompt, device="cuda"), gen.cache)
+        for token in prompt[:4]:
+            gen.model.forward(torch.tensor([token], device="cuda"), gen.cache)
+    for key, (e, _) in sorted(worst.items()):
+        emit("opcheck", key, round(e, 6))
+
+
 def _compare(label: str, ours: torch.Tensor, theirs: torch.Tensor) -> None:
     """max and mean |dlogit| over all prompt positions, the logits' spread, top-1 agreement."""
     delta = (ours - theirs).abs()
@@ -254,7 +300,7 @@ def worker_reference(root: Path) -> None:
 
 
 WORKERS = {"ours": worker_ours, "parity": worker_parity, "transformers": worker_transformers,
-           "reference": worker_reference}  # fmt: skip
+           "reference": worker_reference, "opcheck": worker_opcheck}  # fmt: skip
 
 
 def main() -> int:

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from gptoss_chat.kernels.dequant import dequantize
-from gptoss_chat.kernels.moe_decode import moe_experts
+from gptoss_chat.kernels.moe_decode import moe_experts_from_logits
 from gptoss_chat.kernels.moe_prefill import fits, moe_grouped
-from gptoss_chat.kernels.router import route as route_kernel
+from gptoss_chat.kernels.router import router_logits
 from gptoss_chat.model.ops import ExpertWeights, moe_torch, route, swiglu
 
 DECODE_KERNEL_MAX_TOKENS = 8
@@ -27,11 +27,9 @@ def moe(
 ) -> torch.Tensor:
     """x [T, H] bf16 (normed) -> [T, H] bf16: the experts' weighted sum (see `MoeOp`)."""
     if x.shape[0] <= DECODE_KERNEL_MAX_TOKENS:
-        expert_ids, expert_weights = route_kernel(
-            x, weights.gate_weight, weights.gate_bias, experts_per_token
-        )  # [T, k], [T, k]
-        return moe_experts(
-            x, expert_ids, expert_weights, weights.mlp1_blocks, weights.mlp1_scales,
+        logits = router_logits(x, weights.gate_weight, weights.gate_bias)  # [T, E]
+        return moe_experts_from_logits(
+            x, logits, experts_per_token, weights.mlp1_blocks, weights.mlp1_scales,
             weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
             swiglu_limit,
         )  # fmt: skip

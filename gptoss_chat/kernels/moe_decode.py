@@ -25,6 +25,7 @@ import triton
 import triton.language as tl
 
 from gptoss_chat.kernels.mxfp4 import mxfp4_row_dot
+from gptoss_chat.kernels.router import select_expert
 from gptoss_chat.model.mxfp4 import dequantize_mxfp4
 
 SWIGLU_ALPHA = 1.702  # written as a literal inside the kernel (Triton globals must be constexpr)
@@ -45,10 +46,18 @@ def _mlp1_swiglu_kernel(
     BLOCK_I: tl.constexpr,
     BLOCK_G: tl.constexpr,
     USE_PRMT: tl.constexpr,
+    FROM_LOGITS: tl.constexpr = False,
+    E: tl.constexpr = 1,
+    E_PAD: tl.constexpr = 1,
+    K_PAD: tl.constexpr = 1,
 ):
     pair = tl.program_id(0)  # token * k + slot
     token = pair // K_SEL
-    expert = tl.load(ids_ptr + pair).to(tl.int64)
+    if FROM_LOGITS:  # ids_ptr holds router logits [T, E]
+        expert, _ = select_expert(ids_ptr, token, pair % K_SEL, E, E_PAD, K_SEL, K_PAD)
+        expert = expert.to(tl.int64)
+    else:
+        expert = tl.load(ids_ptr + pair).to(tl.int64)
     rows = tl.program_id(1) * 2 * BLOCK_I + tl.arange(0, 2 * BLOCK_I)  # [2*BI] glu/lin interleaved
     row_ok = rows < 2 * INTER
     w_rows = blocks_ptr + expert * (2 * INTER * H // 2) + rows[:, None, None] * (H // 2)
@@ -77,12 +86,21 @@ def _mlp2_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_G: tl.constexpr,
     USE_PRMT: tl.constexpr,
+    FROM_LOGITS: tl.constexpr = False,
+    E: tl.constexpr = 1,
+    E_PAD: tl.constexpr = 1,
+    K_SEL: tl.constexpr = 1,
+    K_PAD: tl.constexpr = 1,
 ):
     pair = tl.program_id(0)
     rows = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < H
-    expert = tl.load(ids_ptr + pair).to(tl.int64)
-    gate = tl.load(gate_ptr + pair)
+    if FROM_LOGITS:  # ids_ptr holds router logits [T, E]; gate_ptr is unused
+        expert, gate = select_expert(ids_ptr, pair // K_SEL, pair % K_SEL, E, E_PAD, K_SEL, K_PAD)
+        expert = expert.to(tl.int64)
+    else:
+        expert = tl.load(ids_ptr + pair).to(tl.int64)
+        gate = tl.load(gate_ptr + pair)
     w_rows = blocks_ptr + expert * (H * INTER // 2) + rows[:, None, None] * (INTER // 2)
     s_rows = scales_ptr + expert * (H * INTER // 32) + rows[:, None] * (INTER // 32)
     y = mxfp4_row_dot(
@@ -161,12 +179,56 @@ def moe_experts(
     """x [T, H] bf16, expert_ids [T, k], expert_weights [T, k] -> [T, H] bf16 (no residual).
 
     use_prmt: decode with PTX byte permutes (GPU only); None picks it on CUDA."""
-    _, hidden, inter = _check_experts(x, mlp1_blocks, mlp1_scales, mlp2_blocks, mlp2_scales)
-    n_tokens, k_sel = expert_ids.shape
-    if use_prmt is None:
-        use_prmt = x.is_cuda
+    k_sel = expert_ids.shape[1]
     ids = expert_ids.reshape(-1).contiguous()  # [T*k]
     gates = expert_weights.reshape(-1).float().contiguous()  # [T*k]
+    return _launch(x, ids, gates, k_sel, None, mlp1_blocks, mlp1_scales, mlp1_bias, mlp2_blocks,
+                   mlp2_scales, mlp2_bias, swiglu_limit, use_prmt)  # fmt: skip
+
+
+def moe_experts_from_logits(
+    x: torch.Tensor,
+    router_logits: torch.Tensor,
+    k_sel: int,
+    mlp1_blocks: torch.Tensor,
+    mlp1_scales: torch.Tensor,
+    mlp1_bias: torch.Tensor,
+    mlp2_blocks: torch.Tensor,
+    mlp2_scales: torch.Tensor,
+    mlp2_bias: torch.Tensor,
+    swiglu_limit: float,
+) -> torch.Tensor:
+    """Like `moe_experts`, routing from router logits [T, E] float32: each program picks its
+    expert (top-k, softmax over the k) itself, so routing costs no launch of its own."""
+    return _launch(x, router_logits, router_logits, k_sel, router_logits.shape[1], mlp1_blocks,
+                   mlp1_scales, mlp1_bias, mlp2_blocks, mlp2_scales, mlp2_bias, swiglu_limit,
+                   None)  # fmt: skip
+
+
+def _launch(
+    x: torch.Tensor,
+    ids: torch.Tensor,
+    gates: torch.Tensor,
+    k_sel: int,
+    n_experts: int | None,
+    mlp1_blocks: torch.Tensor,
+    mlp1_scales: torch.Tensor,
+    mlp1_bias: torch.Tensor,
+    mlp2_blocks: torch.Tensor,
+    mlp2_scales: torch.Tensor,
+    mlp2_bias: torch.Tensor,
+    swiglu_limit: float,
+    use_prmt: bool | None,
+) -> torch.Tensor:
+    """ids/gates: [T*k] ids and weights, or (n_experts given) both the router logits [T, E]."""
+    _, hidden, inter = _check_experts(x, mlp1_blocks, mlp1_scales, mlp2_blocks, mlp2_scales)
+    n_tokens = x.shape[0]
+    if use_prmt is None:
+        use_prmt = x.is_cuda
+    routing = {}
+    if n_experts is not None:
+        routing = dict(FROM_LOGITS=True, E=n_experts, E_PAD=triton.next_power_of_2(n_experts),
+                       K_PAD=triton.next_power_of_2(k_sel))  # fmt: skip
     pairs = n_tokens * k_sel
     act = torch.empty(pairs, inter, dtype=torch.float32, device=x.device)
     part = torch.empty(pairs, hidden, dtype=torch.float32, device=x.device)
@@ -175,12 +237,12 @@ def moe_experts(
         grid1 = lambda meta: (pairs, triton.cdiv(inter, meta["BLOCK_I"]))  # noqa: E731
         _mlp1_tuned[grid1](
             x, ids, mlp1_blocks, mlp1_scales, mlp1_bias, act, float(swiglu_limit),
-            H=hidden, INTER=inter, K_SEL=k_sel, USE_PRMT=use_prmt,
+            H=hidden, INTER=inter, K_SEL=k_sel, USE_PRMT=use_prmt, **routing,
         )  # fmt: skip
         grid2 = lambda meta: (pairs, triton.cdiv(hidden, meta["BLOCK_N"]))  # noqa: E731
         _mlp2_tuned[grid2](
             act, ids, gates, mlp2_blocks, mlp2_scales, mlp2_bias, part,
-            H=hidden, INTER=inter, USE_PRMT=use_prmt,
+            H=hidden, INTER=inter, USE_PRMT=use_prmt, **routing, **_k(routing, k_sel),
         )  # fmt: skip
     else:  # the interpreter runs programs one by one: few, large programs are fastest
         block_i = min(64, triton.next_power_of_2(inter))
@@ -189,17 +251,22 @@ def moe_experts(
         _mlp1_swiglu_kernel[(pairs, triton.cdiv(inter, block_i))](
             x, ids, mlp1_blocks, mlp1_scales, mlp1_bias, act, float(swiglu_limit),
             H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_I=block_i, BLOCK_G=block_g,
-            USE_PRMT=use_prmt,
+            USE_PRMT=use_prmt, **routing,
         )  # fmt: skip
         _mlp2_kernel[(pairs, triton.cdiv(hidden, block_n))](
             act, ids, gates, mlp2_blocks, mlp2_scales, mlp2_bias, part,
             H=hidden, INTER=inter, BLOCK_N=block_n, BLOCK_G=block_g, USE_PRMT=use_prmt,
+            **routing, **_k(routing, k_sel),
         )  # fmt: skip
     block = 1024 if x.is_cuda else triton.next_power_of_2(hidden)
     _combine_kernel[(n_tokens, triton.cdiv(hidden, block))](
         part, out, H=hidden, K_SEL=k_sel, BLOCK=block, num_warps=4
     )
     return out
+
+
+def _k(routing: dict, k_sel: int) -> dict:
+    return {"K_SEL": k_sel} if routing else {}
 
 
 def moe_experts_ref(

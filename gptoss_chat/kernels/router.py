@@ -77,3 +77,71 @@ def route(
         BLOCK_H=block_h, num_warps=8 if x.is_cuda else 1,
     )  # fmt: skip
     return ids, weights
+
+
+@triton.jit
+def _router_logits_kernel(
+    x_ptr,  # [T, H] bf16
+    w_ptr,  # [E, H] bf16
+    b_ptr,  # [E] bf16
+    logits_ptr,  # [T, E] float32 (bf16-rounded values)
+    H: tl.constexpr,
+    E: tl.constexpr,
+    ROWS: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+):
+    """ROWS router logits of one token per program: E / ROWS programs share the 184 KB matrix,
+    so it streams at many SMs' bandwidth instead of one's."""
+    token = tl.program_id(0)
+    experts = tl.program_id(1) * ROWS + tl.arange(0, ROWS)
+    e_ok = experts < E
+    cols = tl.arange(0, BLOCK_H)
+    acc = tl.zeros([ROWS, BLOCK_H], dtype=tl.float32)
+    for h0 in range(0, H, BLOCK_H):
+        hs = h0 + cols
+        h_ok = hs < H
+        w = tl.load(w_ptr + experts[:, None] * H + hs[None, :], mask=e_ok[:, None] & h_ok[None, :],
+                    other=0.0)  # fmt: skip
+        x = tl.load(x_ptr + token * H + hs, mask=h_ok, other=0.0)
+        acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
+    logits = tl.sum(acc, axis=1) + tl.load(b_ptr + experts, mask=e_ok, other=0.0).to(tl.float32)
+    tl.store(logits_ptr + token * E + experts, logits.to(tl.bfloat16).to(tl.float32), mask=e_ok)
+
+
+@triton.jit
+def select_expert(logits_ptr, token, slot, E: tl.constexpr, E_PAD: tl.constexpr,
+                  K: tl.constexpr, K_PAD: tl.constexpr):  # fmt: skip
+    """(expert id, routing weight) of `slot` among the token's top K logits: the same choice and
+    bf16-rounded softmax weight as `_router_kernel`, recomputed by each program that needs it
+    (32 values), which saves a launch per layer."""
+    experts = tl.arange(0, E_PAD)
+    logits = tl.load(logits_ptr + token * E + experts, mask=experts < E, other=float("-inf"))
+    slots = tl.arange(0, K_PAD)
+    top_vals = tl.full([K_PAD], float("-inf"), dtype=tl.float32)
+    chosen = slot * 0
+    for s in tl.static_range(K):
+        best = tl.max(logits, axis=0)
+        pick = tl.min(tl.where(logits == best, experts, E_PAD), axis=0)
+        top_vals = tl.where(slots == s, best, top_vals)
+        chosen = tl.where(slot == s, pick, chosen)
+        logits = tl.where(experts == pick, float("-inf"), logits)
+    p = tl.exp(top_vals - tl.max(top_vals, axis=0))
+    p = p / tl.sum(p, axis=0)
+    gate = tl.sum(tl.where(slots == slot, p, 0.0), axis=0)
+    return chosen, gate.to(tl.bfloat16).to(tl.float32)
+
+
+def router_logits(
+    x: torch.Tensor, gate_weight: torch.Tensor, gate_bias: torch.Tensor
+) -> torch.Tensor:
+    """x [T, H] bf16 -> router logits [T, E] float32 holding bf16 values (as F.linear returns)."""
+    n_tokens, hidden = x.shape
+    n_experts = gate_weight.shape[0]
+    logits = torch.empty(n_tokens, n_experts, dtype=torch.float32, device=x.device)
+    rows = 2 if x.is_cuda else triton.next_power_of_2(n_experts)
+    block_h = 512 if x.is_cuda else min(256, triton.next_power_of_2(hidden))
+    _router_logits_kernel[(n_tokens, triton.cdiv(n_experts, rows))](
+        x, gate_weight, gate_bias, logits, H=hidden, E=n_experts, ROWS=rows, BLOCK_H=block_h,
+        num_warps=4 if x.is_cuda else 1,
+    )  # fmt: skip
+    return logits

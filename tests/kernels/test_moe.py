@@ -40,8 +40,9 @@ def test_grouped_prefill_matches_reference(device) -> None:
     from gptoss_chat.kernels.moe_prefill import moe_grouped
     from gptoss_chat.model.ops import route
 
-    w = random_experts(4, 96, 64, device, seed=5)
-    x = torch.randn(21, 96, device=device).to(torch.bfloat16)
+    hidden, inter = (128, 128) if device.type == "cuda" else (96, 64)  # multiples of the blocks
+    w = random_experts(4, hidden, inter, device, seed=5)
+    x = torch.randn(21, hidden, device=device).to(torch.bfloat16)
     ids, gates = route(x, w, 2)
     out = moe_grouped(x, ids, gates, w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias, w.mlp2_blocks,
                       w.mlp2_scales, w.mlp2_bias, 7.0)  # fmt: skip

@@ -67,3 +67,18 @@ def test_moe_decode_rejects_bad_shapes(device: torch.device) -> None:
 def test_moe_decode_full_shape(use_prmt: bool) -> None:
     err = _run(torch.device("cuda"), 2880, 2880, 32, 1, 4, use_prmt)
     assert err < 1e-2
+
+
+def test_moe_from_router_logits_matches_reference(device: torch.device) -> None:
+    from gptoss_chat.kernels.moe_decode import moe_experts_from_logits
+    from gptoss_chat.kernels.router import router_logits
+
+    w = random_experts(8, 64, 64, device, seed=11)
+    x = torch.randn(3, 64, device=device).to(torch.bfloat16)
+    logits = router_logits(x, w.gate_weight, w.gate_bias)
+    ids, gates = route(x, w, 4)
+    out = moe_experts_from_logits(x, logits, 4, w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias,
+                                  w.mlp2_blocks, w.mlp2_scales, w.mlp2_bias, 7.0)  # fmt: skip
+    ref = moe_experts_ref(x, ids, gates, w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias,
+                          w.mlp2_blocks, w.mlp2_scales, w.mlp2_bias, 7.0)  # fmt: skip
+    assert rel_err(out, ref) < 1e-2
