@@ -88,6 +88,7 @@ def worker_ours(root: Path, quick: bool) -> None:
     _run(gen, prompt_ids(2048, 1), 4)  # compile, autotune, capture the decode graph
     gen.reset()
     _run(gen, prompt_ids(40, 2), 4)  # short prefill shapes too
+    _report_tuning()
     for n in (2048, 8192):
         gen.reset()
         _, stats = _run(gen, prompt_ids(n, 3), 1)
@@ -108,6 +109,18 @@ def worker_ours(root: Path, quick: bool) -> None:
          cached=stats.cached_tokens, new=stats.prompt_tokens - stats.cached_tokens)  # fmt: skip
     emit("ours", "peak_gib", peak_gib(), context=gen.context_length)
     _profile_decode(gen)
+
+
+def _report_tuning() -> None:
+    """The block sizes each autotuned kernel chose on this GPU (to pin them as defaults)."""
+    from gptoss_chat.kernels import gemv, moe_decode, moe_prefill
+
+    tuned = {"gemv": gemv._gemv_tuned, "moe_mlp1": moe_decode._mlp1_tuned,
+             "moe_mlp2": moe_decode._mlp2_tuned, "grouped_mlp1": moe_prefill._mlp1_tuned,
+             "grouped_mlp2": moe_prefill._mlp2_tuned}  # fmt: skip
+    for name, tuner in tuned.items():
+        for key, config in getattr(tuner, "cache", {}).items():
+            emit("tuning", name, str(config), key=str(key)[:120])
 
 
 def _profile_decode(gen) -> None:

@@ -7,7 +7,9 @@ with the entries these kernels implement replaced. Every replaced entry is graph
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import torch
 
@@ -24,15 +26,27 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
     from gptoss_chat.kernels.rope_cache import rope_cache
 
     del device  # one table for every CUDA device
-    return replace(
-        base,
-        name="triton",
-        rms_norm=rms_norm,
-        attention_prefill=attention_prefill,
-        attention_decode=attention_decode,
-        moe=moe,
-        unembedding=unembedding,
-        linear=linear,
-        rope_cache=rope_cache,
-        graph_safe_decode=True,
-    )
+    kernels = {
+        "rms_norm": rms_norm,
+        "attention_prefill": attention_prefill,
+        "attention_decode": attention_decode,
+        "moe": moe,
+        "unembedding": unembedding,
+        "linear": linear,
+        "rope_cache": rope_cache,
+    }
+    guarded = {name: _bf16_only(fn, getattr(base, name)) for name, fn in kernels.items()}
+    return replace(base, name="triton", graph_safe_decode=True, **guarded)
+
+
+def _bf16_only(kernel: Callable[..., Any], fallback: Callable[..., Any]) -> Callable[..., Any]:
+    """The kernels take bf16 activations (the engine's default); a float32 model (a debugging
+    option) runs the torch reference instead, so every dtype the loader accepts still works."""
+
+    def op(*args: Any) -> Any:
+        if args[0].dtype == torch.bfloat16:
+            return kernel(*args)
+        return fallback(*args)
+
+    op.__name__ = getattr(kernel, "__name__", "op")
+    return op

@@ -50,6 +50,7 @@ def _mlp1_swiglu_kernel(
     E: tl.constexpr = 1,
     E_PAD: tl.constexpr = 1,
     K_PAD: tl.constexpr = 1,
+    PREFETCH: tl.constexpr = False,
 ):
     pair = tl.program_id(0)  # token * k + slot
     token = pair // K_SEL
@@ -62,7 +63,9 @@ def _mlp1_swiglu_kernel(
     row_ok = rows < 2 * INTER
     w_rows = blocks_ptr + expert * (2 * INTER * H // 2) + rows[:, None, None] * (H // 2)
     s_rows = scales_ptr + expert * (2 * INTER * H // 32) + rows[:, None] * (H // 32)
-    h = mxfp4_row_dot(w_rows, s_rows, row_ok, x_ptr + token * H, H, 2 * BLOCK_I, BLOCK_G, USE_PRMT)
+    h = mxfp4_row_dot(
+        w_rows, s_rows, row_ok, x_ptr + token * H, H, 2 * BLOCK_I, BLOCK_G, USE_PRMT, PREFETCH
+    )
     h += tl.load(bias_ptr + expert * 2 * INTER + rows, mask=row_ok, other=0.0).to(tl.float32)
     glu, lin = tl.split(tl.reshape(h, [BLOCK_I, 2]))
     glu = tl.minimum(glu, limit)
@@ -91,6 +94,7 @@ def _mlp2_kernel(
     E_PAD: tl.constexpr = 1,
     K_SEL: tl.constexpr = 1,
     K_PAD: tl.constexpr = 1,
+    PREFETCH: tl.constexpr = False,
 ):
     pair = tl.program_id(0)
     rows = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -104,7 +108,7 @@ def _mlp2_kernel(
     w_rows = blocks_ptr + expert * (H * INTER // 2) + rows[:, None, None] * (INTER // 2)
     s_rows = scales_ptr + expert * (H * INTER // 32) + rows[:, None] * (INTER // 32)
     y = mxfp4_row_dot(
-        w_rows, s_rows, row_ok, act_ptr + pair * INTER, INTER, BLOCK_N, BLOCK_G, USE_PRMT
+        w_rows, s_rows, row_ok, act_ptr + pair * INTER, INTER, BLOCK_N, BLOCK_G, USE_PRMT, PREFETCH
     )
     y += tl.load(bias_ptr + expert * H + rows, mask=row_ok, other=0.0).to(tl.float32)
     tl.store(part_ptr + pair * H + rows, gate * y, mask=row_ok)
@@ -128,8 +132,10 @@ def _tuning(rows_name: str) -> list[triton.Config]:
     latency of a 53 MB-per-layer stream."""
     configs = []
     for rows, groups, warps in [(8, 8, 2), (8, 16, 4), (16, 8, 4), (16, 16, 4), (32, 8, 4),
-                                (4, 16, 2), (8, 8, 1), (16, 16, 8)]:  # fmt: skip
-        configs.append(triton.Config({rows_name: rows, "BLOCK_G": groups}, num_warps=warps))
+                                (4, 16, 2), (32, 16, 4), (16, 32, 4)]:  # fmt: skip
+        for prefetch in (False, True):
+            meta = {rows_name: rows, "BLOCK_G": groups, "PREFETCH": prefetch}
+            configs.append(triton.Config(meta, num_warps=warps))
     return configs
 
 

@@ -151,13 +151,37 @@ def _grouped_mlp2_kernel(
 
 
 def _blocks(cuda: bool) -> tuple[int, int, int, int]:
-    """(BLOCK_M, BLOCK_I, BLOCK_N, BLOCK_K)."""
-    return (64, 32, 64, 64) if cuda else (16, 16, 32, 32)
+    """(BLOCK_M, BLOCK_I, BLOCK_N, BLOCK_K) on the CPU; on a GPU the last three are autotuned
+    among powers of two up to 64, so H and I must be multiples of 64 (2880 = 45 x 64)."""
+    return (64, 64, 64, 64) if cuda else (16, 16, 32, 32)
 
 
 def fits(hidden: int, inter: int, cuda: bool) -> bool:
     _, block_i, block_n, block_k = _blocks(cuda)
     return hidden % block_k == 0 and hidden % block_n == 0 and inter % max(block_k, block_i) == 0
+
+
+def _configs(cols: str) -> list[triton.Config]:
+    return [
+        triton.Config({cols: c, "BLOCK_K": k}, num_warps=w, num_stages=st)
+        for c, k, w, st in [
+            (32, 64, 4, 3),
+            (64, 64, 4, 3),
+            (64, 64, 8, 3),
+            (32, 64, 4, 4),
+            (64, 64, 8, 4),
+            (64, 32, 4, 4),
+            (32, 32, 4, 5),
+        ]
+    ]
+
+
+_mlp1_tuned = triton.autotune(_configs("BLOCK_I"), key=["H", "INTER", "BLOCK_M"])(
+    _grouped_mlp1_kernel
+)
+_mlp2_tuned = triton.autotune(_configs("BLOCK_N"), key=["H", "INTER", "BLOCK_M"])(
+    _grouped_mlp2_kernel
+)
 
 
 def moe_grouped(
@@ -186,21 +210,32 @@ def moe_grouped(
     starts = ends - counts
     cuda = x.is_cuda
     block_m, block_i, block_n, block_k = _blocks(cuda)
+    if cuda and pairs < 64 * n_experts:  # a short chunk: tiles of 16 waste fewer MMA rows
+        block_m = 16
     tile_end = torch.cumsum(torch.div(counts + block_m - 1, block_m, rounding_mode="floor"), 0)
     max_tiles = triton.cdiv(pairs, block_m) + n_experts
     gates = expert_weights.reshape(-1).float().contiguous()
     act = torch.empty(pairs, inter, dtype=torch.bfloat16, device=x.device)
     part = torch.empty(pairs, hidden, dtype=torch.float32, device=x.device)
     common = dict(E=n_experts, E_PAD=triton.next_power_of_2(n_experts), BLOCK_M=block_m,
-                  BLOCK_K=block_k, USE_PRMT=cuda, UPCAST=not cuda, num_warps=4)  # fmt: skip
-    _grouped_mlp1_kernel[(max_tiles, triton.cdiv(inter, block_i))](
-        x, order, starts, ends, tile_end, mlp1_blocks, mlp1_scales, mlp1_bias, act,
-        float(swiglu_limit), H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_I=block_i, **common,
-    )  # fmt: skip
-    _grouped_mlp2_kernel[(max_tiles, triton.cdiv(hidden, block_n))](
-        act, order, starts, ends, tile_end, gates, mlp2_blocks, mlp2_scales, mlp2_bias, part,
-        H=hidden, INTER=inter, BLOCK_N=block_n, **common,
-    )  # fmt: skip
+                  USE_PRMT=cuda, UPCAST=not cuda)  # fmt: skip
+    args1 = (x, order, starts, ends, tile_end, mlp1_blocks, mlp1_scales, mlp1_bias, act,
+             float(swiglu_limit))  # fmt: skip
+    args2 = (act, order, starts, ends, tile_end, gates, mlp2_blocks, mlp2_scales, mlp2_bias, part)
+    if cuda:
+        grid1 = lambda meta: (max_tiles, triton.cdiv(inter, meta["BLOCK_I"]))  # noqa: E731
+        _mlp1_tuned[grid1](*args1, H=hidden, INTER=inter, K_SEL=k_sel, **common)
+        grid2 = lambda meta: (max_tiles, triton.cdiv(hidden, meta["BLOCK_N"]))  # noqa: E731
+        _mlp2_tuned[grid2](*args2, H=hidden, INTER=inter, **common)
+    else:
+        _grouped_mlp1_kernel[(max_tiles, triton.cdiv(inter, block_i))](
+            *args1, H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_I=block_i, BLOCK_K=block_k,
+            num_warps=4, **common,
+        )  # fmt: skip
+        _grouped_mlp2_kernel[(max_tiles, triton.cdiv(hidden, block_n))](
+            *args2, H=hidden, INTER=inter, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=4,
+            **common,
+        )  # fmt: skip
     out = torch.empty_like(x)
     block = 1024 if cuda else triton.next_power_of_2(hidden)
     _combine_kernel[(n_tokens, triton.cdiv(hidden, block))](

@@ -106,6 +106,7 @@ def mxfp4_row_dot(
     R: tl.constexpr,
     BLOCK_G: tl.constexpr,
     USE_PRMT: tl.constexpr,
+    PREFETCH: tl.constexpr = False,
 ):
     """Sum over k of W[r, k] * x[k] for R rows of one MXFP4 matrix, float32 [R].
 
@@ -119,24 +120,27 @@ def mxfp4_row_dot(
     byte_offs = tl.arange(0, 16)
     row_mask3 = row_mask[:, None, None]
     acc = tl.zeros([R, BLOCK_G], dtype=tl.float32)
-    # Software prefetch: the next step's codes and scales are requested before this step's
-    # arithmetic, so each program keeps a load in flight while it decodes (Triton pipelines
-    # only loads that feed tl.dot; these feed plain arithmetic).
-    g_safe = tl.minimum(group_offs, n_groups - 1)
-    packed = tl.load(w_rows + (g_safe * 16)[None, :, None] + byte_offs[None, None, :],
-                     mask=row_mask3, other=0)  # fmt: skip
-    s = tl.load(s_rows + g_safe[None, :], mask=row_mask[:, None], other=0)  # [R, BG]
+    # PREFETCH (an autotuned option): the next step's codes and scales are requested before this
+    # step's arithmetic, so a load stays in flight while the program decodes (Triton pipelines
+    # only loads that feed tl.dot). It costs registers, so on some shapes it loses.
+    if PREFETCH:
+        g_first = tl.minimum(group_offs, n_groups - 1)
+        packed = tl.load(w_rows + (g_first * 16)[None, :, None] + byte_offs[None, None, :],
+                         mask=row_mask3, other=0)  # fmt: skip
+        s = tl.load(s_rows + g_first[None, :], mask=row_mask[:, None], other=0)  # [R, BG]
     for g0 in range(0, n_groups, BLOCK_G):
         groups = g0 + group_offs  # [BG]
         g_ok = groups < n_groups
         g_safe = tl.minimum(groups, n_groups - 1)
-        g_next = tl.minimum(groups + BLOCK_G, n_groups - 1)
-        packed_next = tl.load(
-            w_rows + (g_next * 16)[None, :, None] + byte_offs[None, None, :],
-            mask=row_mask3,
-            other=0,
-        )  # [R, BG, 16] uint8
-        s_next = tl.load(s_rows + g_next[None, :], mask=row_mask[:, None], other=0)
+        if PREFETCH:
+            g_next = tl.minimum(groups + BLOCK_G, n_groups - 1)
+            packed_next = tl.load(w_rows + (g_next * 16)[None, :, None] + byte_offs[None, None, :],
+                                  mask=row_mask3, other=0)  # fmt: skip
+            s_next = tl.load(s_rows + g_next[None, :], mask=row_mask[:, None], other=0)
+        else:
+            packed = tl.load(w_rows + (g_safe * 16)[None, :, None] + byte_offs[None, None, :],
+                             mask=row_mask3, other=0)  # [R, BG, 16] uint8  # fmt: skip
+            s = tl.load(s_rows + g_safe[None, :], mask=row_mask[:, None], other=0)  # [R, BG]
         xpair = tl.load(
             x_ptr
             + (g_safe * 32)[:, None, None]
@@ -149,6 +153,7 @@ def mxfp4_row_dot(
         lo, hi = fp4_pair(packed, USE_PRMT)  # [R, BG, 16]
         part = tl.sum(lo * x_even[None, :, :] + hi * x_odd[None, :, :], axis=2)  # [R, BG]
         acc += part * scale_from_e8m0(s)
-        packed = packed_next
-        s = s_next
+        if PREFETCH:
+            packed = packed_next
+            s = s_next
     return tl.sum(acc, axis=1)

@@ -67,7 +67,8 @@ class LocalGenerator:
         self.prefill_chunk = max(1, min(prefill_chunk, cache.max_step))
         self.load_report: LoadReport | None = None
         self.decode_graph: DecodeGraph | None = None
-        if model.device.type == "cuda" and model.ops.graph_safe_decode and use_cuda_graph:
+        graphable = model.ops.graph_safe_decode and model.weights.embedding.dtype == torch.bfloat16
+        if model.device.type == "cuda" and graphable and use_cuda_graph:
             self.decode_graph = DecodeGraph(model, cache)
         self._active = 0
         """Id of the newest call; an older iterator resumed after a newer call just stops."""
