@@ -128,8 +128,9 @@ class ModelConfig:
             "hidden_act": "silu",
             "tie_word_embeddings": False,
             "torch_dtype": "bfloat16",
-            "eos_token_id": 200002,
-            "pad_token_id": 199999,
+            # Harmony's <|return|> and <|endoftext|>; absent from a shrunken test vocabulary.
+            "eos_token_id": 200002 if self.vocab_size > 200002 else None,
+            "pad_token_id": 199999 if self.vocab_size > 199999 else None,
             "quantization_config": {
                 "quant_method": "mxfp4",
                 "modules_to_not_convert": [

@@ -107,6 +107,23 @@ class LocalGenerator:
         sampling: SamplingOptions,
         cancel: CancelToken | None,
     ) -> Iterator[int]:
+        try:
+            yield from self._steps(call, prompt, stop_tokens, sampling, cancel)
+        except torch.OutOfMemoryError as exc:
+            # The cache stays consistent (its host mirror only grows after a finished step).
+            raise GeneratorError(
+                f"the {self.device.type} device ran out of memory while generating "
+                f"({len(prompt)} prompt tokens); try a smaller --context or a shorter prompt"
+            ) from exc
+
+    def _steps(
+        self,
+        call: int,
+        prompt: list[int],
+        stop_tokens: frozenset[int],
+        sampling: SamplingOptions,
+        cancel: CancelToken | None,
+    ) -> Iterator[int]:
         stats = GenerationStats(prompt_tokens=len(prompt))
         self.last_stats = stats
         start = time.perf_counter()
@@ -248,6 +265,11 @@ def load_generator(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GeneratorError("a CUDA device was requested but torch sees no CUDA GPU")
     info = find_checkpoint(model_dir)
+    if dtype != torch.bfloat16:
+        # float32 is the exact-parity mode; kernels are written for bf16 activations.
+        if backend == "triton":
+            raise GeneratorError("the triton backend runs bf16 only")
+        backend = "torch"
     try:
         ops = select_ops(backend, device)
     except BackendUnavailableError as exc:

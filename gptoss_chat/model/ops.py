@@ -15,6 +15,7 @@ Conventions for every op:
   E = num_experts; I = intermediate_size; Hq / Hkv = query / key-value heads; D = head_dim;
   S = slots in one layer's KV buffer.
 - Activations are bf16 and contiguous; norm scales and sinks are float32; logits float32.
+  (The engine's float32 parity mode always uses the torch table, so kernels see only bf16.)
 - Ops are pure (they return new tensors) except for the sampler's RNG, and never synchronise
   with the host unless their docstring says so, so the decode step can be captured in a CUDA
   graph once the attention ops are graph-safe kernels.

@@ -11,6 +11,7 @@ packed (uint8 blocks + scales): nothing decodes experts at load time.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from gptoss_chat.model.config import ConfigError, ModelConfig, read_config_json
 from gptoss_chat.model.layout import Layout, TensorSpec, tensor_specs
 from gptoss_chat.model.ops import ExpertWeights
 from gptoss_chat.model.safetensors_io import (
+    DTYPES,
     MappedFile,
     SafetensorsError,
     TensorEntry,
@@ -73,37 +75,51 @@ class ModelWeights:
     def nbytes(self) -> int:
         tensors = [self.embedding, self.norm, self.unembedding]
         for layer in self.layers:
-            tensors += [v for v in vars(layer).values() if isinstance(v, torch.Tensor)]
-            tensors += list(vars(layer.experts).values())
-        return sum(t.numel() * t.element_size() for t in tensors)
+            tensors += [*vars(layer).values(), *vars(layer.experts).values()]
+        return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
 
 
 def find_checkpoint(model_dir: str | os.PathLike[str]) -> CheckpointInfo:
     """Recognise the layout: `original/` inside a downloaded folder, an original folder itself,
-    or a Hugging Face layout (config.json with model_type gpt_oss)."""
+    or a Hugging Face layout (config.json with model_type gpt_oss). A downloaded repo holds both;
+    `original/` wins, unless its files are missing (a partial download) and the top-level
+    Hugging Face layout is there."""
     root = Path(model_dir).expanduser()
     if not root.is_dir():
         raise CheckpointError(f"{root} is not a folder")
-    candidates = [root / "original", root]
-    for folder in candidates:
-        path = folder / "config.json"
-        if not path.is_file():
-            continue
+    first_error: CheckpointError | None = None
+    for folder in (root / "original", root):
         try:
-            data = read_config_json(path)
-        except ConfigError as exc:
-            raise CheckpointError(str(exc)) from None
-        if "num_experts" in data and "experts_per_token" in data and "model_type" not in data:
-            return _checked(Layout.ORIGINAL, folder, data, path)
-        if data.get("model_type") == "gpt_oss":
-            return _checked(Layout.HF, folder, data, path)
-        if "model_type" in data:
-            raise CheckpointError(f"{path} describes a {data['model_type']!r} model, not gpt-oss")
+            info = _recognise(folder)
+        except CheckpointError as exc:
+            first_error = first_error or exc
+            continue
+        if info is not None:
+            return info
+    if first_error is not None:
+        raise first_error
     raise CheckpointError(
         f"{root} is not a gpt-oss checkpoint folder: expected original/config.json with "
         "model.safetensors (OpenAI's layout) or a Hugging Face config.json with model_type "
         "gpt_oss and its safetensors files"
     )
+
+
+def _recognise(folder: Path) -> CheckpointInfo | None:
+    path = folder / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        data = read_config_json(path)
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    if "num_experts" in data and "experts_per_token" in data and "model_type" not in data:
+        return _checked(Layout.ORIGINAL, folder, data, path)
+    if data.get("model_type") == "gpt_oss":
+        return _checked(Layout.HF, folder, data, path)
+    if "model_type" in data:
+        raise CheckpointError(f"{path} describes a {data['model_type']!r} model, not gpt-oss")
+    return None
 
 
 def _checked(layout: Layout, folder: Path, data: dict, path: Path) -> CheckpointInfo:
@@ -171,6 +187,11 @@ def validate(info: CheckpointInfo) -> tuple[list[TensorSpec], dict[str, TensorEn
             raise CheckpointError(
                 f"{spec.name} has shape {list(entry.shape)} but config.json implies "
                 f"{list(spec.shape)}: the config does not match the tensors"
+            )
+        if entry.nbytes != math.prod(entry.shape) * DTYPES[entry.dtype].itemsize:
+            raise CheckpointError(
+                f"{spec.name}: its header gives {entry.nbytes} bytes for shape "
+                f"{list(entry.shape)} {entry.dtype} (a corrupt file?)"
             )
     return specs, entries
 

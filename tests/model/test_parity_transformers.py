@@ -13,15 +13,19 @@ and ring buffers matter. Two checks per layout:
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from gptoss_chat.generator import SamplingOptions
+from gptoss_chat.model.config import GPT_OSS_20B
 from gptoss_chat.model.generator import load_generator
 from gptoss_chat.model.kv_cache import KVCache
 from gptoss_chat.model.layout import Layout
+from gptoss_chat.model.random_checkpoint import write_random_checkpoint
 from tests.model.conftest import CONTINUATION, PROMPT, Reference
 
 LAYOUTS = [Layout.ORIGINAL, Layout.HF]
@@ -127,4 +131,30 @@ def test_incremental_decode_through_wrapping_ring_equals_prefill(
     with torch.inference_mode():
         steps = [generator.model.forward(torch.tensor([t]), cache)[0] for t in PROMPT]
     delta = (torch.stack(steps) - transformers_reference[torch.float32].logits).abs().max()
+    assert delta < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("GPTOSS_RUN_SLOW"), reason="about 60 s of CPU: set GPTOSS_RUN_SLOW=1"
+)
+def test_float32_logits_equal_transformers_at_20b_dimensions(tmp_path: Path) -> None:
+    """The real 20b widths (hidden 2880, 64 query / 8 KV heads of 64, window 128) on 2 layers of
+    8 experts and a 4096-token vocabulary, over 300 tokens (more than twice the window)."""
+    transformers = pytest.importorskip("transformers")
+    config = replace(GPT_OSS_20B, num_hidden_layers=2, vocab_size=4096, num_experts=8)
+    root = write_random_checkpoint(tmp_path, config, Layout.HF, seed=3, device=torch.device("cpu"))
+    ids = torch.randint(0, 4096, (300,), generator=torch.Generator().manual_seed(0))
+    generator = load_generator(
+        root, device="cpu", context=1024, backend="torch", dtype=torch.float32
+    )
+    with torch.inference_mode():
+        ours = generator.model.forward(ids, generator.cache, all_logits=True)
+    del generator
+    transformers.logging.set_verbosity_error()
+    model = transformers.GptOssForCausalLM.from_pretrained(str(root), dtype=torch.float32)
+    with torch.no_grad():
+        theirs = model(ids[None]).logits[0]
+    delta = (ours - theirs).abs().max().item()
+    print(f"20b widths, float32: max |dlogit| {delta:.2e}")
     assert delta < 1e-4

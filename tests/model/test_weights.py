@@ -63,6 +63,19 @@ def test_finds_original_inside_a_downloaded_folder_or_given_directly(tmp_path: P
     assert find_checkpoint(make(tmp_path, Layout.HF)).layout is Layout.HF
 
 
+def test_downloaded_repo_with_partial_original_falls_back_to_hf_layout(tmp_path: Path) -> None:
+    root = make(tmp_path, Layout.HF)
+    original = make(tmp_path / "o")
+    (root / "original").mkdir()
+    (root / "original" / "config.json").write_text(
+        (original / "original" / "config.json").read_text()
+    )
+    assert find_checkpoint(root).layout is Layout.HF  # original/ has no weights yet
+    (root / "config.json").unlink()
+    with pytest.raises(CheckpointError, match=r"no \.safetensors file"):
+        find_checkpoint(root)
+
+
 def expect(root: Path, message: str) -> None:
     with pytest.raises(CheckpointError, match=message):
         load(root)
@@ -164,6 +177,19 @@ def test_truncated_file(tmp_path: Path) -> None:
     expect(root, "is truncated: it holds")
     path.write_bytes(data[:20])
     expect(root, "is truncated|is not a safetensors file")
+
+
+def test_header_byte_range_disagrees_with_shape(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    path = root / "original" / "model.safetensors"
+    data = path.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    begin, end = header["norm.scale"]["data_offsets"]
+    header["norm.scale"]["data_offsets"] = [begin, end - 2]
+    text = json.dumps(header, separators=(",", ":")).encode().ljust(length)  # same length
+    path.write_bytes(data[:8] + text + data[8 + length :])
+    expect(root, r"norm.scale: its header gives 126 bytes for shape \[64\] BF16")
 
 
 def test_garbage_file(tmp_path: Path) -> None:
