@@ -54,6 +54,8 @@ def ensure_checkpoints(root: Path, impls: list[str]) -> None:
     for layout, sub in ((Layout.ORIGINAL, "orig"), (Layout.HF, "hf")):
         if sub == "hf" and "transformers" not in impls:
             continue
+        if sub == "orig" and not {"ours", "parity", "opcheck", "reference"} & set(impls):
+            continue
         target = root / sub
         if (target / "done").exists():
             continue
@@ -151,6 +153,85 @@ def _top_kernels(prof, figure: str) -> None:
     emit("ours", f"{figure}_total", round(sum(r[0] for r in rows), 1))
     for total, count, key in rows[:14]:
         emit("ours", figure, round(total, 1), kernel=key[:80], calls=count)
+
+
+def random_weights_on_gpu(config, seed: int = 0, device: str = "cuda"):  # -> ModelWeights
+    """Random weights built straight into GPU memory (the 120b checkpoint, 65 GB, exceeds the
+    benchmark machine's disk), drawn like the random checkpoints: linear ~ N(0, 1/fan_in), MXFP4
+    scales giving the same spread, norms near 1."""
+    import math
+
+    from gptoss_chat.model.ops import ExpertWeights
+    from gptoss_chat.model.random_checkpoint import FP4_RMS
+    from gptoss_chat.model.weights import LayerWeights, ModelWeights
+
+    dev = torch.device(device)
+    g = torch.Generator(device=dev).manual_seed(seed)
+    c = config
+
+    def normal(*shape: int, std: float, mean: float = 0.0, dtype=torch.bfloat16) -> torch.Tensor:
+        return (torch.randn(shape, generator=g, device=dev) * std + mean).to(dtype)
+
+    def fp4(rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+        blocks = torch.randint(0, 256, (c.num_experts, rows, cols // 32, 16), generator=g,
+                               device=dev, dtype=torch.uint8)  # fmt: skip
+        exponent = round(math.log2(1 / (FP4_RMS * math.sqrt(cols))))
+        jitter = torch.randint(-1, 2, (c.num_experts, rows, cols // 32), generator=g, device=dev)
+        return blocks, (127 + exponent + jitter).to(torch.uint8)
+
+    hidden, qkv = c.hidden_size, c.qkv_dim
+    layers = []
+    for _ in range(c.num_hidden_layers):
+        b1, s1 = fp4(2 * c.intermediate_size, hidden)
+        b2, s2 = fp4(hidden, c.intermediate_size)
+        experts = ExpertWeights(
+            gate_weight=normal(c.num_experts, hidden, std=hidden**-0.5),
+            gate_bias=normal(c.num_experts, std=0.1),
+            mlp1_blocks=b1, mlp1_scales=s1,
+            mlp1_bias=normal(c.num_experts, 2 * c.intermediate_size, std=0.1),
+            mlp2_blocks=b2, mlp2_scales=s2,
+            mlp2_bias=normal(c.num_experts, hidden, std=0.1),
+        )  # fmt: skip
+        q_dim = c.num_attention_heads * c.head_dim
+        layers.append(LayerWeights(
+            attn_norm=normal(hidden, std=0.1, mean=1.0, dtype=torch.float32),
+            qkv_weight=normal(qkv, hidden, std=hidden**-0.5), qkv_bias=normal(qkv, std=0.1),
+            sinks=normal(c.num_attention_heads, std=1.0, dtype=torch.float32),
+            out_weight=normal(hidden, q_dim, std=q_dim**-0.5), out_bias=normal(hidden, std=0.1),
+            mlp_norm=normal(hidden, std=0.1, mean=1.0, dtype=torch.float32), experts=experts,
+        ))  # fmt: skip
+    return ModelWeights(
+        embedding=normal(c.vocab_size, hidden, std=1.0), layers=layers,
+        norm=normal(hidden, std=0.1, mean=1.0, dtype=torch.float32),
+        unembedding=normal(c.vocab_size, hidden, std=hidden**-0.5),
+    )  # fmt: skip
+
+
+def worker_ours120b(root: Path) -> None:
+    """gpt-oss-120b shapes, weights built on the GPU, 64k context: decode after a 1k prompt."""
+    from gptoss_chat.kernels import build_ops
+    from gptoss_chat.model.config import GPT_OSS_120B
+    from gptoss_chat.model.generator import LocalGenerator
+    from gptoss_chat.model.kv_cache import KVCache
+    from gptoss_chat.model.ops import TORCH_OPS
+    from gptoss_chat.model.transformer import Transformer
+
+    del root
+    started = time.perf_counter()
+    weights = random_weights_on_gpu(GPT_OSS_120B)
+    context = 65536
+    cache = KVCache(GPT_OSS_120B, context, torch.device("cuda"))
+    model = Transformer(GPT_OSS_120B, weights, build_ops(TORCH_OPS, torch.device("cuda")), context)
+    gen = LocalGenerator(model, cache, name="120b")
+    emit("ours120b", "build_seconds", round(time.perf_counter() - started, 1),
+         weight_gib=round(weights.nbytes() / 2**30, 2), context=context)  # fmt: skip
+    _run(gen, prompt_ids(1024, 1), 4)
+    gen.reset()
+    _, stats = _run(gen, prompt_ids(1024, 4), 129)
+    emit("ours120b", "decode_tok_s", round(stats.decode_tokens_per_second, 1), context=1024,
+         ms_per_token=round(1e3 / stats.decode_tokens_per_second, 3))  # fmt: skip
+    emit("ours120b", "prefill_seconds", round(stats.time_to_first_token, 4), prompt=1024)
+    emit("ours120b", "peak_gib", peak_gib(), context=context)
 
 
 def worker_parity(root: Path) -> None:
@@ -313,7 +394,8 @@ def worker_reference(root: Path) -> None:
 
 
 WORKERS = {"ours": worker_ours, "parity": worker_parity, "transformers": worker_transformers,
-           "reference": worker_reference, "opcheck": worker_opcheck}  # fmt: skip
+           "reference": worker_reference, "opcheck": worker_opcheck,
+           "ours120b": worker_ours120b}  # fmt: skip
 
 
 def main() -> int:
