@@ -12,7 +12,7 @@ launches, neither writes a bf16 copy of any weight:
    in slot order. No atomics, so the result does not depend on scheduling; splitting the slots
    over programs (rather than looping over them) gives 4x the programs in flight.
 
-Block sizes are autotuned on the GPU (the first call benchmarks a few; decode warm-up does it).
+Block sizes: the H100's autotuning winners, or a full sweep (`common.tuning_sweep`).
 
 The router (a [32, 2880] GEMV, top-4, softmax over the 4) stays in torch; it is 0.2 MB.
 Extends the expert GEMV idea of gpt-oss `triton/moe.py` (there through triton_kernels' matmul_ogs).
@@ -24,6 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
+from gptoss_chat.kernels.common import tuning_sweep
 from gptoss_chat.kernels.mxfp4 import mxfp4_row_dot
 from gptoss_chat.kernels.router import select_expert
 from gptoss_chat.model.mxfp4 import dequantize_mxfp4
@@ -130,6 +131,10 @@ def _tuning(rows_name: str) -> list[triton.Config]:
     """Rows per program x groups per step x warps; every tile covers its threads' 16-byte loads
     (rows * groups >= 32 * warps), and small row blocks give the many programs that hide the
     latency of a 53 MB-per-layer stream."""
+    if not tuning_sweep():  # the H100 winners (run of 2026-11-22): many small programs
+        rows, groups, warps = (8, 8, 2) if rows_name == "BLOCK_I" else (16, 8, 4)
+        meta = {rows_name: rows, "BLOCK_G": groups, "PREFETCH": False}
+        return [triton.Config(meta, num_warps=warps)]
     configs = []
     for rows, groups, warps in [(8, 8, 2), (8, 16, 4), (16, 8, 4), (16, 16, 4), (32, 8, 4),
                                 (4, 16, 2), (32, 16, 4), (16, 32, 4)]:  # fmt: skip
