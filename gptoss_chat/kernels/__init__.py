@@ -1,5 +1,12 @@
 """Triton kernels, each beside a plain-torch reference of the same signature.
 
+One op per file: mxfp4.py (fp4 decoders, MXFP4 row dot), moe_decode.py (expert GEMVs, SwiGLU,
+gate-weighted combine), moe_prefill.py (grouped GEMM with fp4 decoded inside tl.dot), router.py,
+moe.py (the `Ops.moe` entry), gemv.py (bf16 GEMV: projections, unembedding), attention_decode.py
+(split-K, sinks, window, GQA), attention_prefill.py (flash-style), rope_cache.py (RoPE + KV
+write), rms_norm.py, dequant.py (one expert to bf16). Tests: tests/kernels (interpreter on CPU,
+full shapes on a GPU); numbers: docs/BENCHMARKS.md.
+
 `build_ops` is the hook `gptoss_chat.model.ops.select_ops` looks for: it returns the torch table
 with the entries these kernels implement replaced. Every replaced entry is graph-safe at T == 1
 (no host sync, static launch shapes), so the generator may capture decode as a CUDA graph.
