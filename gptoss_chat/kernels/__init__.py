@@ -1,1 +1,59 @@
-"""Triton kernels, each beside a plain-torch reference of the same signature."""
+"""Triton kernels, each beside a plain-torch reference of the same signature.
+
+One op per file: mxfp4.py (fp4 decoders, MXFP4 row dot), moe_decode.py (expert GEMVs, SwiGLU,
+gate-weighted combine), moe_prefill.py (grouped GEMM with fp4 decoded inside tl.dot), router.py,
+moe.py (the `Ops.moe` entry), gemv.py (bf16 GEMV: projections, unembedding), attention_decode.py
+(split-K, sinks, window, GQA), attention_prefill.py (flash-style), rope_cache.py (RoPE + KV
+write), rms_norm.py, dequant.py (one expert to bf16). Tests: tests/kernels (interpreter on CPU,
+full shapes on a GPU); numbers: docs/BENCHMARKS.md.
+
+`build_ops` is the hook `gptoss_chat.model.ops.select_ops` looks for: it returns the torch table
+with the entries these kernels implement replaced. Every replaced entry is graph-safe at T == 1
+(no host sync, static launch shapes), so the generator may capture decode as a CUDA graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from gptoss_chat.model.ops import Ops
+
+
+def build_ops(base: Ops, device: torch.device) -> Ops:
+    # Imported here so that importing the package never compiles or touches a GPU.
+    from gptoss_chat.kernels.attention_decode import attention_decode
+    from gptoss_chat.kernels.attention_prefill import attention_prefill
+    from gptoss_chat.kernels.gemv import linear, unembedding
+    from gptoss_chat.kernels.moe import moe
+    from gptoss_chat.kernels.rms_norm import rms_norm
+    from gptoss_chat.kernels.rope_cache import rope_cache
+
+    del device  # one table for every CUDA device
+    kernels = {
+        "rms_norm": rms_norm,
+        "attention_prefill": attention_prefill,
+        "attention_decode": attention_decode,
+        "moe": moe,
+        "unembedding": unembedding,
+        "linear": linear,
+        "rope_cache": rope_cache,
+    }
+    guarded = {name: _bf16_only(fn, getattr(base, name)) for name, fn in kernels.items()}
+    return replace(base, name="triton", graph_safe_decode=True, **guarded)
+
+
+def _bf16_only(kernel: Callable[..., Any], fallback: Callable[..., Any]) -> Callable[..., Any]:
+    """The kernels take bf16 activations (the engine's default); a float32 model (a debugging
+    option) runs the torch reference instead, so every dtype the loader accepts still works."""
+
+    def op(*args: Any) -> Any:
+        if args[0].dtype == torch.bfloat16:
+            return kernel(*args)
+        return fallback(*args)
+
+    op.__name__ = getattr(kernel, "__name__", "op")
+    return op

@@ -24,6 +24,7 @@ from gptoss_chat.generator import (
     SamplingOptions,
 )
 from gptoss_chat.model.config import GPT_OSS_20B, GPT_OSS_120B, ModelConfig
+from gptoss_chat.model.decode_graph import DecodeGraph
 from gptoss_chat.model.kv_cache import DEFAULT_SLIDING_SLACK, KVCache, cache_bytes
 from gptoss_chat.model.ops import BackendUnavailableError, select_ops
 from gptoss_chat.model.transformer import Transformer
@@ -56,6 +57,7 @@ class LocalGenerator:
         *,
         name: str,
         prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+        use_cuda_graph: bool = True,
     ) -> None:
         self.model = model
         self.cache = cache
@@ -64,6 +66,10 @@ class LocalGenerator:
         self.last_stats = GenerationStats()
         self.prefill_chunk = max(1, min(prefill_chunk, cache.max_step))
         self.load_report: LoadReport | None = None
+        self.decode_graph: DecodeGraph | None = None
+        graphable = model.ops.graph_safe_decode and model.weights.embedding.dtype == torch.bfloat16
+        if model.device.type == "cuda" and graphable and use_cuda_graph:
+            self.decode_graph = DecodeGraph(model, cache)
         self._active = 0
         """Id of the newest call; an older iterator resumed after a newer call just stops."""
 
@@ -171,8 +177,11 @@ class LocalGenerator:
         return logits
 
     def _decode(self, token: int) -> torch.Tensor:
-        ids = torch.tensor([token], dtype=torch.int64, device=self.device)
-        logits = self.model.forward(ids, self.cache)  # [1, V]
+        if self.decode_graph is not None:
+            logits = self.decode_graph.step(token)  # [1, V]
+        else:
+            ids = torch.tensor([token], dtype=torch.int64, device=self.device)
+            logits = self.model.forward(ids, self.cache)  # [1, V]
         self.cache.tokens.append(token)
         return logits
 

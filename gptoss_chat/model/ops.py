@@ -105,6 +105,37 @@ class UnembeddingOp(Protocol):
         ...
 
 
+class LinearOp(Protocol):
+    def __call__(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        """x [T, K] bf16, weight [N, K] bf16, bias [N] bf16 or None -> [T, N] bf16 (F.linear).
+
+        The attention projections; at decode (T = 1) a pure read of the weight."""
+        ...
+
+
+class RopeCacheOp(Protocol):
+    def __call__(
+        self,
+        qkv: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        offset: torch.Tensor,
+        n_heads: int,
+    ) -> torch.Tensor:
+        """Rotary embedding + KV write for one layer; returns q [T, Hq, D] bf16.
+
+        qkv [T, (Hq + 2 Hkv) D] bf16 (the projection's output: q heads, k heads, v heads);
+        cos, sin [T, D/2] bf16 for positions offset .. offset+T-1; k_cache, v_cache [S, Hkv, D];
+        offset [] int64 on the device. Rotates the two halves of each q and k head in bf16
+        arithmetic and writes k, v to slots (offset + t) % S.
+        """
+        ...
+
+
 class SampleOp(Protocol):
     def __call__(
         self,
@@ -144,6 +175,10 @@ class Ops:
     unembedding: UnembeddingOp
     sample: SampleOp
     prepare_experts: PrepareExpertsOp = lambda weights: weights
+    linear: LinearOp = F.linear
+    rope_cache: RopeCacheOp = lambda *args: rope_cache_torch(*args)
+    graph_safe_decode: bool = False
+    """True when a T == 1 forward never syncs with the host, so decode can be a CUDA graph."""
 
 
 # --- torch reference implementations -----------------------------------------------------------
@@ -263,6 +298,33 @@ def moe_torch(
         del w2
         out.index_add_(0, tokens, y.float() * expert_weights[tokens, slot, None].float())
     return out.to(x.dtype)
+
+
+def rope_cache_torch(
+    qkv: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    offset: torch.Tensor,
+    n_heads: int,
+) -> torch.Tensor:
+    n_tokens = qkv.shape[0]
+    slots, n_kv, head_dim = k_cache.shape
+    q_dim, kv_dim = n_heads * head_dim, n_kv * head_dim
+    q = qkv[:, :q_dim].reshape(n_tokens, n_heads, head_dim)
+    k = qkv[:, q_dim : q_dim + kv_dim].reshape(n_tokens, n_kv, head_dim)
+    v = qkv[:, q_dim + kv_dim :].reshape(n_tokens, n_kv, head_dim)
+    cos, sin = cos[:, None, :], sin[:, None, :]
+
+    def rotate(t: torch.Tensor) -> torch.Tensor:
+        first, second = torch.chunk(t, 2, dim=-1)
+        return torch.cat((first * cos - second * sin, second * cos + first * sin), dim=-1)
+
+    index = (offset + torch.arange(n_tokens, device=qkv.device)) % slots  # [T]
+    k_cache.index_copy_(0, index, rotate(k))
+    v_cache.index_copy_(0, index, v)
+    return rotate(q)
 
 
 def unembedding_torch(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

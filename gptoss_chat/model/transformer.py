@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch.profiler import record_function
 
 from gptoss_chat.model.config import ModelConfig, yarn_bounds
@@ -105,17 +104,14 @@ class Transformer:
     ) -> torch.Tensor:
         c = self.config
         n_tokens = x.shape[0]
-        q_dim, kv_dim = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
         t = self.ops.rms_norm(x, layer.attn_norm, c.rms_norm_eps)
-        qkv = F.linear(t, layer.qkv_weight, layer.qkv_bias)  # [T, (Hq + 2 Hkv) D]
-        q = qkv[:, :q_dim].reshape(n_tokens, c.num_attention_heads, c.head_dim)
-        k = qkv[:, q_dim : q_dim + kv_dim].reshape(n_tokens, c.num_key_value_heads, c.head_dim)
-        v = qkv[:, q_dim + kv_dim :].reshape(n_tokens, c.num_key_value_heads, c.head_dim)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        cache.write(index, k, v)
+        qkv = self.ops.linear(t, layer.qkv_weight, layer.qkv_bias)  # [T, (Hq + 2 Hkv) D]
+        q = self.ops.rope_cache(
+            qkv, cos, sin, cache.k[index], cache.v[index], cache.offset, c.num_attention_heads
+        )  # [T, Hq, D]; k, v written at offset
         attend = self.ops.attention_decode if n_tokens == 1 else self.ops.attention_prefill
         window = c.sliding_window if c.is_sliding(index) else 0
         out = attend(
             q, cache.k[index], cache.v[index], layer.sinks, cache.offset, window, self.sm_scale
         )  # [T, Hq D]
-        return F.linear(out, layer.out_weight, layer.out_bias)
+        return self.ops.linear(out, layer.out_weight, layer.out_bias)

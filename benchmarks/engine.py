@@ -1,0 +1,434 @@
+"""End-to-end benchmark on one GPU: our engine and, in the same run, the peers that run there.
+
+    python benchmarks/engine.py --checkpoint DIR [--impl ours,parity,transformers,reference]
+
+Makes the random gpt-oss-20b checkpoint under DIR if it is missing (DIR/original for our engine
+and the official reference, DIR/hf for transformers; one seed, so both hold the same weights),
+then runs each implementation in its own subprocess (so each starts with an empty GPU and its
+peak memory is its own) and prints one JSON line per figure:
+
+    {"impl": "ours", "figure": "decode_tok_s", "context": 1024, "value": 123.4, ...}
+
+Figures: load seconds; peak GPU GiB; decode tokens/s after a 1k and a 32k prompt; prefill
+seconds for 2k and 8k prompts; second-turn time to first token (50 new tokens after a 4k
+history); greedy agreement of the Triton and torch engines over 128 tokens and max |dlogit|
+against transformers. Prompts are random token ids (random weights make any text meaningless).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = 7
+PARITY_PROMPT = 256  # > the 128-token sliding window
+
+
+def emit(impl: str, figure: str, value: float | int | str, **extra: object) -> None:
+    row = {"impl": impl, "figure": figure, "value": value, **extra}
+    print(json.dumps(row), flush=True)
+
+
+def prompt_ids(n: int, seed: int = SEED) -> list[int]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 199_998, (n,), generator=g).tolist()  # below the special tokens
+
+
+def peak_gib() -> float:
+    return round(torch.cuda.max_memory_reserved() / 2**30, 2)
+
+
+def ensure_checkpoints(root: Path, impls: list[str]) -> None:
+    from gptoss_chat.model.config import GPT_OSS_20B
+    from gptoss_chat.model.layout import Layout
+    from gptoss_chat.model.random_checkpoint import write_random_checkpoint
+
+    for layout, sub in ((Layout.ORIGINAL, "orig"), (Layout.HF, "hf")):
+        if sub == "hf" and "transformers" not in impls:
+            continue
+        if sub == "orig" and not {"ours", "parity", "opcheck", "reference"} & set(impls):
+            continue
+        target = root / sub
+        if (target / "done").exists():
+            continue
+        started = time.perf_counter()
+        write_random_checkpoint(target, GPT_OSS_20B, layout, seed=0, device=torch.device("cuda"))
+        (target / "done").write_text("ok\n")
+        emit("setup", f"write_{sub}_seconds", round(time.perf_counter() - started, 1))
+
+
+# --- our engine ---------------------------------------------------------------------------------
+
+
+def _run(gen, prompt: list[int], max_tokens: int):  # -> GenerationStats
+    from gptoss_chat.generator import SamplingOptions
+
+    sampling = SamplingOptions(temperature=0, max_tokens=max_tokens)
+    tokens = list(gen.generate(prompt, stop_tokens=(), sampling=sampling))
+    torch.cuda.synchronize()
+    return tokens, gen.last_stats
+
+
+def worker_ours(root: Path, quick: bool) -> None:
+    from gptoss_chat.model.generator import load_generator
+
+    started = time.perf_counter()
+    gen = load_generator(root / "orig", device="cuda")
+    torch.cuda.synchronize()
+    emit("ours", "load_seconds", round(time.perf_counter() - started, 2))
+    emit("ours", "context", gen.context_length, kv_cache_gib=round(gen.cache.nbytes / 2**30, 2))
+    emit("ours", "peak_gib_after_load", peak_gib())
+    gen.prefill_chunk = min(8192, gen.cache.max_step)
+    _run(gen, prompt_ids(2048, 1), 4)  # compile, autotune, capture the decode graph
+    gen.reset()
+    _run(gen, prompt_ids(40, 2), 4)  # short prefill shapes too
+    _report_tuning()
+    for n in (2048, 8192):
+        gen.reset()
+        _, stats = _run(gen, prompt_ids(n, 3), 1)
+        emit("ours", "prefill_seconds", round(stats.time_to_first_token, 4), prompt=n,
+             tok_s=round(n / stats.time_to_first_token))  # fmt: skip
+    contexts = (1024,) if quick else (1024, 32768)
+    for n in contexts:
+        gen.reset()
+        _, stats = _run(gen, prompt_ids(n, 4), 129)
+        emit("ours", "decode_tok_s", round(stats.decode_tokens_per_second, 1), context=n,
+             ms_per_token=round(1e3 / stats.decode_tokens_per_second, 3))  # fmt: skip
+    gen.reset()
+    history = prompt_ids(4096, 5)
+    tokens, _ = _run(gen, history, 1)
+    follow_up = history + tokens + prompt_ids(50, 6)
+    _, stats = _run(gen, follow_up, 1)
+    emit("ours", "second_turn_ttft_ms", round(stats.time_to_first_token * 1e3, 2),
+         cached=stats.cached_tokens, new=stats.prompt_tokens - stats.cached_tokens)  # fmt: skip
+    emit("ours", "peak_gib", peak_gib(), context=gen.context_length)
+    _profile_decode(gen)
+
+
+def _report_tuning() -> None:
+    """The block sizes each autotuned kernel chose on this GPU (to pin them as defaults)."""
+    from gptoss_chat.kernels import gemv, moe_decode, moe_prefill
+
+    tuned = {"gemv": gemv._gemv_tuned, "moe_mlp1": moe_decode._mlp1_tuned,
+             "moe_mlp2": moe_decode._mlp2_tuned, "grouped_mlp1": moe_prefill._mlp1_tuned,
+             "grouped_mlp2": moe_prefill._mlp2_tuned}  # fmt: skip
+    for name, tuner in tuned.items():
+        for key, config in getattr(tuner, "cache", {}).items():
+            emit("tuning", name, str(config), key=str(key)[:120])
+
+
+def _profile_decode(gen) -> None:
+    """Where a graph-replayed decode step's time goes, by kernel name (top 12), then the same for
+    a 2k-token prefill."""
+    from torch.profiler import ProfilerActivity, profile
+
+    gen.reset()
+    _run(gen, prompt_ids(1024, 4), 3)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        _run(gen, [*prompt_ids(1024, 4), 1], 17)
+    _top_kernels(prof, "profile_decode_us")
+    gen.reset()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        started = time.perf_counter()
+        _run(gen, prompt_ids(2048, 3), 1)
+        wall = time.perf_counter() - started
+    emit("ours", "profile_prefill_wall_s", round(wall, 4), prompt=2048)
+    _top_kernels(prof, "profile_prefill_us")
+
+
+def _top_kernels(prof, figure: str) -> None:
+    rows = []
+    for evt in prof.key_averages():
+        if evt.device_time_total > 0:
+            rows.append((evt.device_time_total, evt.count, evt.key))
+    rows.sort(reverse=True)
+    emit("ours", f"{figure}_total", round(sum(r[0] for r in rows), 1))
+    for total, count, key in rows[:14]:
+        emit("ours", figure, round(total, 1), kernel=key[:80], calls=count)
+
+
+def random_weights_on_gpu(config, seed: int = 0, device: str = "cuda"):  # -> ModelWeights
+    """Random weights built straight into GPU memory (the 120b checkpoint, 65 GB, exceeds the
+    benchmark machine's disk), drawn like the random checkpoints: linear ~ N(0, 1/fan_in), MXFP4
+    scales giving the same spread, norms near 1."""
+    import math
+
+    from gptoss_chat.model.ops import ExpertWeights
+    from gptoss_chat.model.random_checkpoint import FP4_RMS
+    from gptoss_chat.model.weights import LayerWeights, ModelWeights
+
+    dev = torch.device(device)
+    g = torch.Generator(device=dev).manual_seed(seed)
+    c = config
+
+    def normal(*shape: int, std: float, mean: float = 0.0, dtype=torch.bfloat16) -> torch.Tensor:
+        return (torch.randn(shape, generator=g, device=dev) * std + mean).to(dtype)
+
+    def fp4(rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+        blocks = torch.randint(0, 256, (c.num_experts, rows, cols // 32, 16), generator=g,
+                               device=dev, dtype=torch.uint8)  # fmt: skip
+        exponent = round(math.log2(1 / (FP4_RMS * math.sqrt(cols))))
+        jitter = torch.randint(-1, 2, (c.num_experts, rows, cols // 32), generator=g, device=dev)
+        return blocks, (127 + exponent + jitter).to(torch.uint8)
+
+    hidden, qkv = c.hidden_size, c.qkv_dim
+    layers = []
+    for _ in range(c.num_hidden_layers):
+        b1, s1 = fp4(2 * c.intermediate_size, hidden)
+        b2, s2 = fp4(hidden, c.intermediate_size)
+        experts = ExpertWeights(
+            gate_weight=normal(c.num_experts, hidden, std=hidden**-0.5),
+            gate_bias=normal(c.num_experts, std=0.1),
+            mlp1_blocks=b1, mlp1_scales=s1,
+            mlp1_bias=normal(c.num_experts, 2 * c.intermediate_size, std=0.1),
+            mlp2_blocks=b2, mlp2_scales=s2,
+            mlp2_bias=normal(c.num_experts, hidden, std=0.1),
+        )  # fmt: skip
+        q_dim = c.num_attention_heads * c.head_dim
+        layers.append(LayerWeights(
+            attn_norm=normal(hidden, std=0.1, mean=1.0, dtype=torch.float32),
+            qkv_weight=normal(qkv, hidden, std=hidden**-0.5), qkv_bias=normal(qkv, std=0.1),
+            sinks=normal(c.num_attention_heads, std=1.0, dtype=torch.float32),
+            out_weight=normal(hidden, q_dim, std=q_dim**-0.5), out_bias=normal(hidden, std=0.1),
+            mlp_norm=normal(hidden, std=0.1, mean=1.0, dtype=torch.float32), experts=experts,
+        ))  # fmt: skip
+    return ModelWeights(
+        embedding=normal(c.vocab_size, hidden, std=1.0), layers=layers,
+        norm=normal(hidden, std=0.1, mean=1.0, dtype=torch.float32),
+        unembedding=normal(c.vocab_size, hidden, std=hidden**-0.5),
+    )  # fmt: skip
+
+
+def worker_ours120b(root: Path) -> None:
+    """gpt-oss-120b shapes, weights built on the GPU, 64k context: decode after a 1k prompt."""
+    from gptoss_chat.kernels import build_ops
+    from gptoss_chat.model.config import GPT_OSS_120B
+    from gptoss_chat.model.generator import LocalGenerator
+    from gptoss_chat.model.kv_cache import KVCache
+    from gptoss_chat.model.ops import TORCH_OPS
+    from gptoss_chat.model.transformer import Transformer
+
+    del root
+    started = time.perf_counter()
+    weights = random_weights_on_gpu(GPT_OSS_120B)
+    context = 65536
+    cache = KVCache(GPT_OSS_120B, context, torch.device("cuda"))
+    model = Transformer(GPT_OSS_120B, weights, build_ops(TORCH_OPS, torch.device("cuda")), context)
+    gen = LocalGenerator(model, cache, name="120b")
+    emit("ours120b", "build_seconds", round(time.perf_counter() - started, 1),
+         weight_gib=round(weights.nbytes() / 2**30, 2), context=context)  # fmt: skip
+    _run(gen, prompt_ids(1024, 1), 4)
+    gen.reset()
+    _, stats = _run(gen, prompt_ids(1024, 4), 129)
+    emit("ours120b", "decode_tok_s", round(stats.decode_tokens_per_second, 1), context=1024,
+         ms_per_token=round(1e3 / stats.decode_tokens_per_second, 3))  # fmt: skip
+    emit("ours120b", "prefill_seconds", round(stats.time_to_first_token, 4), prompt=1024)
+    emit("ours120b", "peak_gib", peak_gib(), context=context)
+
+
+def worker_parity(root: Path) -> None:
+    """Triton engine vs torch engine: prompt logits and 128 greedy tokens."""
+    from gptoss_chat.model.generator import load_generator
+
+    prompt = prompt_ids(PARITY_PROMPT, 8)
+    results = {}
+    for backend in ("triton", "torch"):
+        gen = load_generator(root / "orig", device="cuda", context=4096, backend=backend)
+        with torch.inference_mode():
+            logits = gen.model.forward(torch.tensor(prompt, device="cuda"), gen.cache,
+                                       all_logits=True)  # fmt: skip
+        gen.reset()
+        tokens, _ = _run(gen, prompt, 128)
+        results[backend] = (logits.float().cpu(), tokens)
+        torch.save(logits.float().cpu(), root / f"logits_{backend}.pt")
+        del gen, logits
+        torch.cuda.empty_cache()
+    (lt, tt), (lr, tr) = results["triton"], results["torch"]
+    _compare("triton_vs_torch", lt, lr)
+    same = next((i for i, (a, b) in enumerate(zip(tt, tr, strict=True)) if a != b), len(tt))
+    emit("parity", "greedy_identical_prefix", same, of=len(tt),
+         matching=sum(a == b for a, b in zip(tt, tr, strict=True)))  # fmt: skip
+
+
+def worker_opcheck(root: Path) -> None:
+    """Op by op on real 20b activations: run the torch table, call each Triton op on the same
+    inputs (cloned, for ops that write the cache) and report the worst relative error per op."""
+    from dataclasses import replace
+
+    from gptoss_chat.kernels import build_ops
+    from gptoss_chat.model.generator import load_generator
+
+    gen = load_generator(root / "orig", device="cuda", context=4096, backend="torch")
+    torch_ops = gen.model.ops
+    triton_ops = build_ops(torch_ops, gen.device)
+    worst: dict[str, tuple[float, int]] = {}
+
+    def err(a: torch.Tensor, b: torch.Tensor) -> float:
+        a, b = a.double(), b.double()
+        return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+    def wrap(name: str):
+        ref_fn, cand_fn = getattr(torch_ops, name), getattr(triton_ops, name)
+
+        def fn(*args):
+            cloned = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+            out_c = cand_fn(*cloned)
+            out_r = ref_fn(*args)
+            e = err(out_c, out_r)
+            if name == "rope_cache":
+                e = max(e, err(cloned[3], args[3]), err(cloned[4], args[4]))
+            key = f"{name}_T{args[0].shape[0] if args[0].dim() > 0 else 0}"
+            if e > worst.get(key, (-1.0, 0))[0]:
+                worst[key] = (e, len(worst))
+            return out_r
+
+        return fn
+
+    names = ("rms_norm", "attention_prefill", "attention_decode", "moe", "unembedding", "linear",
+             "rope_cache")  # fmt: skip
+    gen.model.ops = replace(torch_ops, **{n: wrap(n) for n in names})
+    prompt = prompt_ids(PARITY_PROMPT, 8)
+    with torch.inference_mode():
+        gen.model.forward(torch.tensor(prompt, device="cuda"), gen.cache)
+        for token in prompt[:4]:
+            gen.model.forward(torch.tensor([token], device="cuda"), gen.cache)
+    for key, (e, _) in sorted(worst.items()):
+        emit("opcheck", key, round(e, 6))
+
+
+def _compare(label: str, ours: torch.Tensor, theirs: torch.Tensor) -> None:
+    """max and mean |dlogit| over all prompt positions, the logits' spread, top-1 agreement."""
+    delta = (ours - theirs).abs()
+    agree = (ours.argmax(-1) == theirs.argmax(-1)).float().mean().item()
+    emit("parity", f"{label}_max_dlogit", round(delta.max().item(), 4),
+         mean=round(delta.mean().item(), 5), logit_std=round(theirs.std().item(), 3),
+         argmax_agreement=round(agree, 4), positions=ours.shape[0])  # fmt: skip
+
+
+# --- peers --------------------------------------------------------------------------------------
+
+
+def worker_transformers(root: Path) -> None:
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    transformers.logging.set_verbosity_error()
+    started = time.perf_counter()
+    kwargs = {}
+    try:
+        from transformers import Mxfp4Config
+
+        kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
+    except ImportError:
+        pass
+    model = AutoModelForCausalLM.from_pretrained(
+        root / "hf", dtype=torch.bfloat16, device_map="cuda", **kwargs
+    )
+    torch.cuda.synchronize()
+    emit("transformers", "load_seconds", round(time.perf_counter() - started, 2),
+         version=transformers.__version__)  # fmt: skip
+    with torch.inference_mode():
+        ids = torch.tensor([prompt_ids(PARITY_PROMPT, 8)], device="cuda")
+        theirs = model(ids).logits[0].float().cpu()
+        for backend in ("triton", "torch"):
+            path = root / f"logits_{backend}.pt"
+            if path.exists():
+                _compare(f"{backend}_vs_transformers", torch.load(path), theirs)
+        for n in (2048, 8192):
+            ids = torch.tensor([prompt_ids(n, 3)], device="cuda")
+            try:
+                model(ids[:, :64])
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                model(ids, logits_to_keep=1)
+                torch.cuda.synchronize()
+                emit("transformers", "prefill_seconds", round(time.perf_counter() - t0, 4),
+                     prompt=n)  # fmt: skip
+            except torch.OutOfMemoryError:
+                emit("transformers", "prefill_seconds", "OOM", prompt=n)
+                torch.cuda.empty_cache()
+        ids = torch.tensor([prompt_ids(1024, 4)], device="cuda")
+        times = {}
+        for new in (1, 65):
+            model.generate(ids, max_new_tokens=new, min_new_tokens=new, do_sample=False)
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            model.generate(ids, max_new_tokens=new, min_new_tokens=new, do_sample=False)
+            torch.cuda.synchronize()
+            times[new] = time.perf_counter() - t0
+        emit("transformers", "decode_tok_s", round(64 / (times[65] - times[1]), 1), context=1024)
+    emit("transformers", "peak_gib", peak_gib())
+
+
+def worker_reference(root: Path) -> None:
+    from gpt_oss.torch.model import Transformer
+
+    started = time.perf_counter()
+    model = Transformer.from_checkpoint(str(root / "orig" / "original"), device="cuda")
+    torch.cuda.synchronize()
+    emit("reference", "load_seconds", round(time.perf_counter() - started, 2))
+    with torch.inference_mode():
+        for n, steps in ((8, 16), (1024, 4)):
+            tokens = prompt_ids(n, 4)
+            try:
+                model(torch.tensor(tokens, device="cuda"))  # warm-up
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                for _ in range(steps):  # the reference re-runs the whole sequence per token
+                    logits = model(torch.tensor(tokens, device="cuda"))[-1]
+                    tokens.append(int(torch.argmax(logits)))
+                emit("reference", "decode_tok_s", round(steps / (time.perf_counter() - t0), 2),
+                     context=n)  # fmt: skip
+            except torch.OutOfMemoryError:
+                emit("reference", "decode_tok_s", "OOM", context=n)
+                torch.cuda.empty_cache()
+    emit("reference", "peak_gib", peak_gib())
+
+
+WORKERS = {"ours": worker_ours, "parity": worker_parity, "transformers": worker_transformers,
+           "reference": worker_reference, "opcheck": worker_opcheck,
+           "ours120b": worker_ours120b}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True, help="folder for checkpoints")
+    parser.add_argument("--impl", default="ours,parity,transformers,reference")
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="skip the 32k-context decode")
+    parser.add_argument("--timeout", type=int, default=400, help="seconds per implementation")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("benchmarks/engine.py needs a CUDA GPU", file=sys.stderr)
+        return 2
+    if args.worker:
+        fn = WORKERS[args.worker]
+        fn(args.checkpoint, args.quick) if args.worker == "ours" else fn(args.checkpoint)
+        return 0
+    emit("setup", "device", torch.cuda.get_device_name(), torch=torch.__version__,
+         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))  # fmt: skip
+    impls = args.impl.split(",")
+    ensure_checkpoints(args.checkpoint, impls)
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    for impl in impls:
+        cmd = [sys.executable, __file__, "--checkpoint", str(args.checkpoint), "--worker", impl]
+        cmd += ["--quick"] if args.quick else []
+        try:
+            done = subprocess.run(cmd, env=env, timeout=args.timeout, check=False)
+            if done.returncode:
+                emit(impl, "error", f"exit status {done.returncode}")
+        except subprocess.TimeoutExpired:
+            emit(impl, "error", f"timed out after {args.timeout} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""Kernel microbenchmarks at gpt-oss-20b decode shapes (one GPU): achieved bandwidth per kernel.
+
+    python benchmarks/kernels.py [--json]
+
+Prints one JSON line per measurement: kernel, variant, microseconds (median of do_bench),
+bytes that must be read, and TB/s. Inputs are random (never zeros) and rotate among several
+copies where they would otherwise sit in the 50 MB L2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+import triton
+
+
+def _bench(fn, rep_ms: int = 200) -> float:
+    return triton.testing.do_bench(fn, warmup=50, rep=rep_ms, return_mode="median") * 1e3  # us
+
+
+def _emit(kernel: str, variant: str, us: float, nbytes: int) -> None:
+    row = {"kernel": kernel, "variant": variant, "us": round(us, 2), "bytes": nbytes,
+           "TBps": round(nbytes / us / 1e6, 3)}  # fmt: skip
+    print(json.dumps(row), flush=True)
+
+
+def bench_moe(copies: int = 4) -> None:
+    from gptoss_chat.kernels.moe_decode import moe_experts
+    from tests.kernels.helpers import random_experts
+
+    dev = torch.device("cuda")
+    layers = [random_experts(32, 2880, 2880, dev, seed=i) for i in range(copies)]
+    x = torch.randn(1, 2880, device=dev).to(torch.bfloat16)
+    ids = torch.tensor([[3, 9, 17, 30]], device=dev)
+    gates = torch.full((1, 4), 0.25, device=dev)
+    values = 5760 * 2880 + 2880 * 2880  # mlp1 [2I, H] + mlp2 [H, I]
+    per_expert = values // 2 + values // 32  # fp4 codes + e8m0 scales
+    nbytes = 4 * per_expert
+    for use_prmt in (True, False):
+        state = {"i": 0}
+
+        def run(use_prmt=use_prmt, state=state):
+            w = layers[state["i"] % copies]
+            state["i"] += 1
+            moe_experts(
+                x,
+                ids,
+                gates,
+                w.mlp1_blocks,
+                w.mlp1_scales,
+                w.mlp1_bias,
+                w.mlp2_blocks,
+                w.mlp2_scales,
+                w.mlp2_bias,
+                7.0,
+                use_prmt=use_prmt,
+            )
+
+        _emit("moe_decode", "prmt" if use_prmt else "arith", _bench(run), nbytes)
+
+
+def bench_gemv(copies: int = 3) -> None:
+    from gptoss_chat.kernels.gemv import gemv
+
+    dev = torch.device("cuda")
+    for n, k, label in [(5120, 2880, "qkv"), (2880, 4096, "out"), (201088, 2880, "unembed")]:
+        count = copies if n < 100_000 else 1  # the unembedding (1.16 GB) already dwarfs L2
+        ws = [torch.randn(n, k, device=dev).to(torch.bfloat16) for _ in range(count)]
+        x = torch.randn(1, k, device=dev).to(torch.bfloat16)
+        nbytes = n * k * 2
+        state = {"i": 0}
+
+        def triton_run(ws=ws, x=x, state=state):
+            state["i"] += 1
+            gemv(x, ws[state["i"] % len(ws)], out_dtype=torch.float32)
+
+        def cublas_run(ws=ws, x=x, state=state):
+            state["i"] += 1
+            F.linear(x, ws[state["i"] % len(ws)])
+
+        _emit(f"gemv_{label}", "triton", _bench(triton_run), nbytes)
+        _emit(f"gemv_{label}", "cublas", _bench(cublas_run), nbytes)
+
+
+def bench_attention() -> None:
+    from gptoss_chat.kernels.attention_decode import attention_decode
+    from gptoss_chat.kernels.attention_prefill import attention_prefill
+
+    dev = torch.device("cuda")
+    slots = 131072
+    k = torch.randn(slots, 8, 64, device=dev).to(torch.bfloat16)
+    v = torch.randn(slots, 8, 64, device=dev).to(torch.bfloat16)
+    q = torch.randn(1, 64, 64, device=dev).to(torch.bfloat16)
+    sinks = torch.randn(64, device=dev)
+    for ctx in (1024, 32768):
+        start = torch.tensor(ctx - 1, device=dev)
+        us = _bench(lambda start=start: attention_decode(q, k, v, sinks, start, 0, 0.125))
+        _emit("attention_decode", f"ctx{ctx}", us, ctx * 8 * 64 * 2 * 2)
+    ring = torch.randn(8320, 8, 64, device=dev).to(torch.bfloat16)
+    start = torch.tensor(5000, device=dev)
+    us = _bench(lambda: attention_decode(q, ring, ring, sinks, start, 128, 0.125))
+    _emit("attention_decode", "window128", us, 128 * 8 * 64 * 2 * 2)
+    for n_tok in (2048, 8192):
+        qp = torch.randn(n_tok, 64, 64, device=dev).to(torch.bfloat16)
+        start = torch.tensor(0, device=dev)
+        us = _bench(lambda qp=qp, start=start: attention_prefill(qp, k, v, sinks, start, 0, 0.125))
+        flops = 4 * n_tok * n_tok / 2 * 64 * 64
+        print(json.dumps({"kernel": "attention_prefill", "variant": f"T{n_tok}", "us": round(us, 1),
+                          "TFLOPs": round(flops / us / 1e6, 1)}), flush=True)  # fmt: skip
+
+
+def bench_prefill_moe() -> None:
+    from gptoss_chat.kernels.moe_prefill import moe_grouped
+    from gptoss_chat.model.ops import route
+    from tests.kernels.helpers import random_experts
+
+    dev = torch.device("cuda")
+    w = random_experts(32, 2880, 2880, dev)
+    for n_tok in (51, 2048, 8192):
+        x = torch.randn(n_tok, 2880, device=dev).to(torch.bfloat16)
+        ids, gates = route(x, w, 4)
+        us = _bench(lambda x=x, ids=ids, gates=gates: moe_grouped(
+            x, ids, gates, w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias, w.mlp2_blocks,
+            w.mlp2_scales, w.mlp2_bias, 7.0))  # fmt: skip
+        flops = n_tok * 4 * 2 * (5760 * 2880 + 2880 * 2880)
+        row = {"kernel": "moe_prefill_grouped", "variant": f"T{n_tok}", "us": round(us, 1),
+               "TFLOPs": round(flops / us / 1e6, 1)}  # fmt: skip
+        print(json.dumps(row), flush=True)
+
+
+def bench_misc() -> None:
+    from gptoss_chat.kernels.dequant import dequantize
+    from gptoss_chat.kernels.rms_norm import rms_norm
+    from tests.kernels.helpers import random_experts
+
+    dev = torch.device("cuda")
+    x = torch.randn(1, 2880, device=dev).to(torch.bfloat16)
+    scale = torch.rand(2880, device=dev)
+    _emit("rms_norm", "T1", _bench(lambda: rms_norm(x, scale, 1e-5)), 2880 * 4)
+    from gptoss_chat.kernels.rope_cache import rope_cache
+    from gptoss_chat.kernels.router import route
+
+    qkv = torch.randn(1, 5120, device=dev).to(torch.bfloat16)
+    cs = torch.randn(1, 32, device=dev).to(torch.bfloat16)
+    cache = torch.randn(8320, 8, 64, device=dev).to(torch.bfloat16)
+    pos = torch.tensor(77, device=dev)
+    _emit("rope_cache", "T1", _bench(lambda: rope_cache(qkv, cs, cs, cache, cache, pos, 64)), 10240)
+    ex = random_experts(32, 2880, 64, dev)
+    _emit("router", "T1", _bench(lambda: route(x, ex.gate_weight, ex.gate_bias, 4)), 32 * 2880 * 2)
+    w = random_experts(1, 2880, 2880, dev)
+    us = _bench(lambda: dequantize(w.mlp1_blocks[0], w.mlp1_scales[0]))
+    _emit("dequant_expert", "mlp1", us, 5760 * 2880 // 2 + 5760 * 2880 * 2)
+    src = torch.randn(1 << 28, device=dev)  # 1 GiB: the copy ceiling (bytes read + written)
+    dst = torch.empty_like(src)
+    _emit("copy", "1GiB", _bench(lambda: dst.copy_(src)), 2 * src.numel() * 4)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", help="comma list: moe,gemv,attention,misc")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("benchmarks/kernels.py needs a CUDA GPU", file=sys.stderr)
+        return 2
+    wanted = set((args.only or "moe,gemv,attention,prefill_moe,misc").split(","))
+    for name, fn in [("moe", bench_moe), ("gemv", bench_gemv), ("attention", bench_attention),
+                     ("prefill_moe", bench_prefill_moe), ("misc", bench_misc)]:  # fmt: skip
+        if name in wanted:
+            try:
+                fn()
+            except Exception as exc:  # report it and go on to the next kernel
+                print(json.dumps({"kernel": name, "error": repr(exc)[:500]}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Decode attention (one query token) with learned sinks, sliding window and GQA, split over keys.
+
+Flash-decoding: the keys of one layer are cut into SPLITS contiguous ranges; program (kv head,
+split) scores its range for all G = Hq/Hkv query heads that share the kv head (one [16, D] tile,
+so K and V are read once per group, through `tl.dot`), and writes a partial (max, sum, weighted
+values). A second launch merges the partials of each head with its sink logit. The position is
+read on the device (`start`), and SPLITS depends only on the buffer size, so the launch shapes
+are static and the step can be captured in a CUDA graph.
+
+Keys live in a ring buffer: position p sits in slot p % S (sliding layers keep only the window).
+Extends gpt-oss `triton/attention.py` (a prefill kernel) to one query with split-K.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from gptoss_chat.kernels.common import dot as _dot
+from gptoss_chat.model.ops import attention_torch
+
+_BLOCK_S = 64
+
+
+@triton.jit
+def _decode_partial_kernel(
+    q_ptr,  # [Hq, D] bf16
+    k_ptr,  # [S, Hkv, D] bf16
+    v_ptr,  # [S, Hkv, D] bf16
+    start_ptr,  # [] int64: position of the query
+    m_ptr,  # [Hq, SPLITS] float32
+    l_ptr,  # [Hq, SPLITS] float32
+    acc_ptr,  # [Hq, SPLITS, D] float32
+    sm_scale,
+    S,
+    HKV: tl.constexpr,
+    G: tl.constexpr,
+    G_PAD: tl.constexpr,
+    D: tl.constexpr,
+    WINDOW: tl.constexpr,
+    SPLITS: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+    UPCAST: tl.constexpr,
+):
+    kv_head = tl.program_id(0)
+    split = tl.program_id(1)
+    end = tl.load(start_ptr) + 1  # keys at positions < end
+    if WINDOW > 0:  # noqa: SIM108 (a constexpr branch)
+        first = tl.maximum(end - WINDOW, 0)
+    else:
+        first = end * 0
+    per_split = tl.cdiv(tl.cdiv(end - first, SPLITS), BLOCK_S) * BLOCK_S
+    lo = first + split * per_split
+    hi = tl.minimum(lo + per_split, end)
+
+    g = tl.arange(0, G_PAD)
+    d = tl.arange(0, D)
+    heads = kv_head * G + g  # [G_PAD]
+    q = tl.load(q_ptr + heads[:, None] * D + d[None, :], mask=(g < G)[:, None], other=0.0)
+    m = tl.full([G_PAD], float("-inf"), dtype=tl.float32)
+    l_sum = tl.zeros([G_PAD], dtype=tl.float32)
+    acc = tl.zeros([G_PAD, D], dtype=tl.float32)
+    offs = tl.arange(0, BLOCK_S)
+    for s0 in range(lo, hi, BLOCK_S):
+        pos = s0 + offs
+        ok = pos < hi
+        slot = (pos % S).to(tl.int64)
+        kv_offs = slot[:, None] * (HKV * D) + kv_head * D + d[None, :]  # [BLOCK_S, D]
+        k = tl.load(k_ptr + kv_offs, mask=ok[:, None], other=0.0)
+        scores = _dot(q, tl.trans(k), UPCAST) * sm_scale  # [G_PAD, BLOCK_S] float32
+        scores = tl.where(ok[None, :], scores, float("-inf"))
+        m_new = tl.maximum(m, tl.max(scores, axis=1))
+        alpha = tl.exp(m - m_new)
+        p = tl.exp(scores - m_new[:, None])
+        l_sum = l_sum * alpha + tl.sum(p, axis=1)
+        v = tl.load(v_ptr + kv_offs, mask=ok[:, None], other=0.0)
+        acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, UPCAST)
+        m = m_new
+    out = heads * SPLITS + split
+    tl.store(m_ptr + out, m, mask=g < G)
+    tl.store(l_ptr + out, l_sum, mask=g < G)
+    tl.store(acc_ptr + out[:, None] * D + d[None, :], acc, mask=(g < G)[:, None])
+
+
+@triton.jit
+def _decode_combine_kernel(
+    m_ptr, l_ptr, acc_ptr, sinks_ptr, out_ptr, D: tl.constexpr, SPLITS: tl.constexpr
+):
+    head = tl.program_id(0)
+    sp = tl.arange(0, SPLITS)
+    d = tl.arange(0, D)
+    m = tl.load(m_ptr + head * SPLITS + sp)  # [SPLITS], -inf where a split had no keys
+    l_sum = tl.load(l_ptr + head * SPLITS + sp)
+    acc = tl.load(acc_ptr + (head * SPLITS + sp)[:, None] * D + d[None, :])  # [SPLITS, D]
+    sink = tl.load(sinks_ptr + head)
+    m_all = tl.maximum(tl.max(m, axis=0), sink)
+    w = tl.exp(m - m_all)  # 0 for empty splits
+    denom = tl.sum(l_sum * w, axis=0) + tl.exp(sink - m_all)
+    o = tl.sum(acc * w[:, None], axis=0) / denom
+    tl.store(out_ptr + head * D + d, o.to(out_ptr.dtype.element_ty))
+
+
+def decode_splits(slots: int, sliding_window: int) -> int:
+    """Static number of key ranges: about 512 keys each at the buffer's capacity, at most 64."""
+    span = min(slots, sliding_window) if sliding_window else slots
+    return max(1, min(64, triton.next_power_of_2(triton.cdiv(span, 512))))
+
+
+def attention_decode(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    sinks: torch.Tensor,
+    start: torch.Tensor,
+    sliding_window: int,
+    sm_scale: float,
+) -> torch.Tensor:
+    """The `Ops.attention_decode` entry (T == 1); see `AttentionOp` in model/ops.py."""
+    n_tokens, n_heads, head_dim = q.shape
+    slots, n_kv, kv_dim = k_cache.shape
+    if n_tokens != 1:
+        raise ValueError(f"attention_decode takes one query token, got {n_tokens}")
+    if kv_dim != head_dim or v_cache.shape != k_cache.shape or n_heads % n_kv:
+        raise ValueError(
+            f"attention_decode: q {tuple(q.shape)} does not fit cache {tuple(k_cache.shape)}"
+        )
+    if head_dim & (head_dim - 1) or not (q.is_contiguous() and k_cache.is_contiguous()):
+        raise ValueError("attention_decode needs contiguous tensors and a power-of-two head_dim")
+    group = n_heads // n_kv
+    splits = decode_splits(slots, sliding_window)
+    dev = q.device
+    part_m = torch.empty(n_heads, splits, dtype=torch.float32, device=dev)
+    part_l = torch.empty(n_heads, splits, dtype=torch.float32, device=dev)
+    part_acc = torch.empty(n_heads, splits, head_dim, dtype=torch.float32, device=dev)
+    _decode_partial_kernel[(n_kv, splits)](
+        q, k_cache, v_cache, start, part_m, part_l, part_acc, float(sm_scale), slots,
+        HKV=n_kv, G=group, G_PAD=max(16, triton.next_power_of_2(group)), D=head_dim,
+        WINDOW=int(sliding_window), SPLITS=splits, BLOCK_S=_BLOCK_S, UPCAST=not q.is_cuda,
+        num_warps=4,
+    )  # fmt: skip
+    out = torch.empty(n_heads * head_dim, dtype=q.dtype, device=dev)
+    _decode_combine_kernel[(n_heads,)](
+        part_m, part_l, part_acc, sinks, out, D=head_dim, SPLITS=splits, num_warps=1
+    )
+    return out.view(1, n_heads * head_dim)
+
+
+attention_decode_ref = attention_torch

@@ -1,0 +1,25 @@
+"""Small helpers shared by the kernels."""
+
+from __future__ import annotations
+
+import os
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def dot(a, b, UPCAST: tl.constexpr):
+    """tl.dot, or a float32 dot when UPCAST: Triton's CPU interpreter multiplies bf16 operands as
+    their raw 16-bit patterns, so the interpreter path upcasts first."""
+    if UPCAST:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32))
+    else:
+        return tl.dot(a, b)
+
+
+def tuning_sweep() -> bool:
+    """GPTOSS_TRITON_AUTOTUNE=1 makes the autotuned kernels time their whole config lists at
+    first use (about a minute of compiling; for tuning a new GPU). Otherwise each uses the one
+    config that won on an H100 (benchmarks/engine.py reports the winners as `tuning` lines)."""
+    return os.environ.get("GPTOSS_TRITON_AUTOTUNE") == "1"

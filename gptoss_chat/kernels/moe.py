@@ -1,0 +1,78 @@
+"""The `Ops.moe` entry: routing in torch, then the decode kernels or the per-expert prefill path.
+
+Few tokens (decode, short chunks): `moe_experts` reads the packed experts directly, with static
+launch shapes (graph-safe). Many tokens (prefill): `moe_prefill.moe_grouped`, a grouped GEMM
+that decodes fp4 inside the product, with no host sync. `_moe_by_expert` (decode each hit expert
+once to bf16, then cuBLAS; one host sync) remains for shapes the grouped kernel's blocks do not
+divide.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gptoss_chat.kernels.dequant import dequantize
+from gptoss_chat.kernels.moe_decode import moe_experts_from_logits
+from gptoss_chat.kernels.moe_prefill import fits, moe_grouped
+from gptoss_chat.kernels.router import router_logits
+from gptoss_chat.model.ops import ExpertWeights, moe_torch, route, swiglu
+
+DECODE_KERNEL_MAX_TOKENS = 8
+"""Above this many tokens per call, decoding each expert once beats reading it per token."""
+
+
+def moe(
+    x: torch.Tensor, weights: ExpertWeights, experts_per_token: int, swiglu_limit: float
+) -> torch.Tensor:
+    """x [T, H] bf16 (normed) -> [T, H] bf16: the experts' weighted sum (see `MoeOp`)."""
+    if x.shape[0] <= DECODE_KERNEL_MAX_TOKENS:
+        logits = router_logits(x, weights.gate_weight, weights.gate_bias)  # [T, E]
+        return moe_experts_from_logits(
+            x, logits, experts_per_token, weights.mlp1_blocks, weights.mlp1_scales,
+            weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
+            swiglu_limit,
+        )  # fmt: skip
+    expert_ids, expert_weights = route(x, weights, experts_per_token)  # [T, k], [T, k]
+    if fits(x.shape[1], weights.mlp2_blocks.shape[2] * 32, x.is_cuda):
+        return moe_grouped(
+            x, expert_ids, expert_weights, weights.mlp1_blocks, weights.mlp1_scales,
+            weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
+            swiglu_limit,
+        )  # fmt: skip
+    return _moe_by_expert(x, expert_ids, expert_weights, weights, swiglu_limit)
+
+
+def _moe_by_expert(
+    x: torch.Tensor,
+    expert_ids: torch.Tensor,
+    expert_weights: torch.Tensor,
+    weights: ExpertWeights,
+    swiglu_limit: float,
+) -> torch.Tensor:
+    """Tokens grouped by expert; one host sync to learn the groups (prefill only)."""
+    n_experts = weights.mlp1_blocks.shape[0]
+    flat = expert_ids.reshape(-1)  # [T*k]
+    order = torch.argsort(flat, stable=True)  # [T*k] positions sorted by expert
+    counts = torch.bincount(flat, minlength=n_experts).tolist()  # the one sync
+    k = expert_ids.shape[1]
+    out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)  # [T, H]
+    first = 0
+    for expert, count in enumerate(counts):
+        if count == 0:
+            continue
+        picks = order[first : first + count]
+        first += count
+        tokens = picks // k
+        w1 = dequantize(weights.mlp1_blocks[expert], weights.mlp1_scales[expert])  # [2I, H]
+        a = swiglu(F.linear(x[tokens], w1, weights.mlp1_bias[expert]), swiglu_limit)  # [n, I]
+        del w1
+        w2 = dequantize(weights.mlp2_blocks[expert], weights.mlp2_scales[expert])  # [H, I]
+        y = F.linear(a, w2, weights.mlp2_bias[expert])  # [n, H]
+        del w2
+        gate = expert_weights.reshape(-1)[picks].float()[:, None]
+        out.index_add_(0, tokens, y.float() * gate)
+    return out.to(x.dtype)
+
+
+moe_ref = moe_torch

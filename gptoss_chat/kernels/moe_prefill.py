@@ -1,0 +1,246 @@
+"""MXFP4 mixture-of-experts for prefill: tokens grouped by expert, fp4 decoded inside the GEMM.
+
+The (token, slot) pairs are sorted by expert on the device (argsort, bincount, cumsum: no host
+sync, so a chunk never waits for the CPU). Each expert's pairs are cut into tiles of BLOCK_M
+rows; program (tile, column block) finds its expert from the tile offsets, gathers its tokens'
+activations and multiplies them by the expert's weight, decoding each [columns, BLOCK_K] slice
+of packed fp4 + e8m0 scales to bf16 in registers just before `tl.dot`: no bf16 copy of any
+expert is ever written. The launch grid is static (every possible tile; programs past the last
+tile return at once).
+
+1. `_grouped_mlp1_kernel`: act = swiglu(x W1_e^T + b1_e) for a tile of pairs, bf16 [P, I] in
+   sorted order.
+2. `_grouped_mlp2_kernel`: part[pair] = gate * (act W2_e^T + b2_e), float32 [P, H] in pair
+   order; `_combine_kernel` of moe_decode sums each token's k partials (deterministic).
+Extends the grouped-GEMM idea of gpt-oss `triton/moe.py` (`matmul_ogs` with routing data).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from gptoss_chat.kernels.common import dot, tuning_sweep
+from gptoss_chat.kernels.moe_decode import _combine_kernel
+from gptoss_chat.kernels.mxfp4 import fp4_pair, scale_from_e8m0
+
+
+@triton.jit
+def _tile_rows(tile, tile_end_ptr, starts_ptr, ends_ptr, E: tl.constexpr, E_PAD: tl.constexpr,
+               BLOCK_M: tl.constexpr):  # fmt: skip
+    """(expert, sorted row indices [BLOCK_M], row mask) of a tile; expert == E past the end."""
+    experts = tl.arange(0, E_PAD)
+    tile_end = tl.load(tile_end_ptr + experts, mask=experts < E, other=2**30)
+    expert = tl.sum((tile_end <= tile).to(tl.int32), axis=0)  # tiles are ordered by expert
+    e_safe = tl.minimum(expert, E - 1)
+    first_tile = tl.load(tile_end_ptr + e_safe) - tl.cdiv(
+        tl.load(ends_ptr + e_safe) - tl.load(starts_ptr + e_safe), BLOCK_M
+    )
+    rows = tl.load(starts_ptr + e_safe) + (tile - first_tile) * BLOCK_M + tl.arange(0, BLOCK_M)
+    ok = rows < tl.load(ends_ptr + e_safe)  # callers skip the tile when expert == E
+    return expert, rows, ok
+
+
+@triton.jit
+def _decode_tile(blocks_row, scales_row, k0, R: tl.constexpr, BLOCK_K: tl.constexpr,
+                 USE_PRMT: tl.constexpr):  # fmt: skip
+    """Columns [k0, k0 + BLOCK_K) of an MXFP4 weight for the rows at blocks_row [R, 1] ->
+    bf16 [R, BLOCK_K] in natural column order."""
+    byte_offs = k0 // 2 + tl.arange(0, BLOCK_K // 2)  # [BK/2]
+    packed = tl.load(blocks_row + byte_offs[None, :])  # [R, BK/2] uint8
+    lo, hi = fp4_pair(packed, USE_PRMT)  # [R, BK/2] float32
+    groups = k0 // 32 + tl.arange(0, BLOCK_K // 32)
+    scale = scale_from_e8m0(tl.load(scales_row + groups[None, :]))  # [R, BK/32]
+    lo = tl.reshape(tl.reshape(lo, [R, BLOCK_K // 32, 16]) * scale[:, :, None], [R, BLOCK_K // 2])
+    hi = tl.reshape(tl.reshape(hi, [R, BLOCK_K // 32, 16]) * scale[:, :, None], [R, BLOCK_K // 2])
+    return tl.reshape(tl.join(lo, hi), [R, BLOCK_K]).to(tl.bfloat16)  # interleave lo, hi
+
+
+@triton.jit
+def _grouped_mlp1_kernel(
+    x_ptr,  # [T, H] bf16
+    order_ptr,  # [P] int64: pair ids sorted by expert
+    starts_ptr,  # [E] int64: first sorted row of each expert
+    ends_ptr,  # [E] int64
+    tile_end_ptr,  # [E] int64: cumulative tile count
+    blocks_ptr,  # [E, 2I, H/32, 16] uint8
+    scales_ptr,  # [E, 2I, H/32] uint8
+    bias_ptr,  # [E, 2I] bf16
+    act_ptr,  # [P, I] bf16, sorted order
+    limit,
+    H: tl.constexpr,
+    INTER: tl.constexpr,
+    K_SEL: tl.constexpr,
+    E: tl.constexpr,
+    E_PAD: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_I: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    USE_PRMT: tl.constexpr,
+    UPCAST: tl.constexpr,
+):
+    expert, rows, ok = _tile_rows(tl.program_id(0), tile_end_ptr, starts_ptr, ends_ptr, E, E_PAD,
+                                  BLOCK_M)  # fmt: skip
+    if expert < E:
+        tokens = tl.load(order_ptr + rows, mask=ok, other=0) // K_SEL  # [BM]
+        w_rows = tl.program_id(1) * 2 * BLOCK_I + tl.arange(0, 2 * BLOCK_I)  # glu/lin interleaved
+        e64 = expert.to(tl.int64)
+        blocks_row = blocks_ptr + (e64 * 2 * INTER + w_rows[:, None]) * (H // 2)
+        scales_row = scales_ptr + (e64 * 2 * INTER + w_rows[:, None]) * (H // 32)
+        acc = tl.zeros([BLOCK_M, 2 * BLOCK_I], dtype=tl.float32)
+        for k0 in range(0, H, BLOCK_K):
+            ks = k0 + tl.arange(0, BLOCK_K)
+            xs = tl.load(x_ptr + tokens[:, None] * H + ks[None, :], mask=ok[:, None], other=0.0)
+            w = _decode_tile(
+                blocks_row, scales_row, k0, 2 * BLOCK_I, BLOCK_K, USE_PRMT
+            )  # [2BI, BK]
+            acc += dot(xs, tl.trans(w), UPCAST)
+        acc += tl.load(bias_ptr + e64 * 2 * INTER + w_rows).to(tl.float32)[None, :]
+        acc = acc.to(tl.bfloat16).to(tl.float32)  # the reference's bf16 linear output
+        glu, lin = tl.split(tl.reshape(acc, [BLOCK_M, BLOCK_I, 2]))
+        glu = tl.minimum(glu, limit)
+        lin = tl.minimum(tl.maximum(lin, -limit), limit)
+        act = glu * tl.sigmoid(1.702 * glu) * (lin + 1.0)
+        cols = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)
+        tl.store(act_ptr + rows[:, None] * INTER + cols[None, :], act.to(tl.bfloat16),
+                 mask=ok[:, None])  # fmt: skip
+
+
+@triton.jit
+def _grouped_mlp2_kernel(
+    act_ptr,  # [P, I] bf16, sorted order
+    order_ptr,
+    starts_ptr,
+    ends_ptr,
+    tile_end_ptr,
+    gate_ptr,  # [P] float32 routing weight of each pair
+    blocks_ptr,  # [E, H, I/32, 16] uint8
+    scales_ptr,  # [E, H, I/32] uint8
+    bias_ptr,  # [E, H] bf16
+    part_ptr,  # [P, H] float32, pair order
+    H: tl.constexpr,
+    INTER: tl.constexpr,
+    E: tl.constexpr,
+    E_PAD: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    USE_PRMT: tl.constexpr,
+    UPCAST: tl.constexpr,
+):
+    expert, rows, ok = _tile_rows(tl.program_id(0), tile_end_ptr, starts_ptr, ends_ptr, E, E_PAD,
+                                  BLOCK_M)  # fmt: skip
+    if expert < E:
+        pairs = tl.load(order_ptr + rows, mask=ok, other=0)  # [BM]
+        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        e64 = expert.to(tl.int64)
+        blocks_row = blocks_ptr + (e64 * H + cols[:, None]) * (INTER // 2)
+        scales_row = scales_ptr + (e64 * H + cols[:, None]) * (INTER // 32)
+        acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+        for k0 in range(0, INTER, BLOCK_K):
+            ks = k0 + tl.arange(0, BLOCK_K)
+            a = tl.load(act_ptr + rows[:, None] * INTER + ks[None, :], mask=ok[:, None], other=0.0)
+            w = _decode_tile(blocks_row, scales_row, k0, BLOCK_N, BLOCK_K, USE_PRMT)  # [BN, BK]
+            acc += dot(a, tl.trans(w), UPCAST)
+        acc += tl.load(bias_ptr + e64 * H + cols).to(tl.float32)[None, :]
+        acc = acc.to(tl.bfloat16).to(tl.float32)  # the reference's bf16 linear output
+        gate = tl.load(gate_ptr + pairs, mask=ok, other=0.0)
+        tl.store(part_ptr + pairs[:, None] * H + cols[None, :], acc * gate[:, None],
+                 mask=ok[:, None])  # fmt: skip
+
+
+def _blocks(cuda: bool) -> tuple[int, int, int, int]:
+    """(BLOCK_M, BLOCK_I, BLOCK_N, BLOCK_K) on the CPU; on a GPU the last three are autotuned
+    among powers of two up to 64, so H and I must be multiples of 64 (2880 = 45 x 64)."""
+    return (64, 64, 64, 64) if cuda else (16, 16, 32, 32)
+
+
+def fits(hidden: int, inter: int, cuda: bool) -> bool:
+    _, block_i, block_n, block_k = _blocks(cuda)
+    return hidden % block_k == 0 and hidden % block_n == 0 and inter % max(block_k, block_i) == 0
+
+
+def _configs(cols: str) -> list[triton.Config]:
+    if not tuning_sweep():  # the H100 winner for both kernels and both BLOCK_M
+        return [triton.Config({cols: 64, "BLOCK_K": 64}, num_warps=4, num_stages=3)]
+    return [
+        triton.Config({cols: c, "BLOCK_K": k}, num_warps=w, num_stages=st)
+        for c, k, w, st in [
+            (32, 64, 4, 3),
+            (64, 64, 4, 3),
+            (64, 64, 8, 3),
+            (32, 64, 4, 4),
+            (64, 64, 8, 4),
+            (64, 32, 4, 4),
+            (32, 32, 4, 5),
+        ]
+    ]
+
+
+_mlp1_tuned = triton.autotune(_configs("BLOCK_I"), key=["H", "INTER", "BLOCK_M"])(
+    _grouped_mlp1_kernel
+)
+_mlp2_tuned = triton.autotune(_configs("BLOCK_N"), key=["H", "INTER", "BLOCK_M"])(
+    _grouped_mlp2_kernel
+)
+
+
+def moe_grouped(
+    x: torch.Tensor,
+    expert_ids: torch.Tensor,
+    expert_weights: torch.Tensor,
+    mlp1_blocks: torch.Tensor,
+    mlp1_scales: torch.Tensor,
+    mlp1_bias: torch.Tensor,
+    mlp2_blocks: torch.Tensor,
+    mlp2_scales: torch.Tensor,
+    mlp2_bias: torch.Tensor,
+    swiglu_limit: float,
+) -> torch.Tensor:
+    """Same contract as `moe_decode.moe_experts`, for many tokens (no host sync). Needs H and I
+    to be multiples of the block sizes (64 on a GPU: true of every gpt-oss); `fits` says."""
+    n_tokens, hidden = x.shape
+    n_experts, two_inter = mlp1_blocks.shape[:2]
+    inter = two_inter // 2
+    k_sel = expert_ids.shape[1]
+    pairs = n_tokens * k_sel
+    flat = expert_ids.reshape(-1)
+    order = torch.argsort(flat, stable=True)  # [P]
+    counts = torch.bincount(flat, minlength=n_experts)  # [E]
+    ends = torch.cumsum(counts, 0)
+    starts = ends - counts
+    cuda = x.is_cuda
+    block_m, block_i, block_n, block_k = _blocks(cuda)
+    if cuda and pairs < 64 * n_experts:  # a short chunk: tiles of 16 waste fewer MMA rows
+        block_m = 16
+    tile_end = torch.cumsum(torch.div(counts + block_m - 1, block_m, rounding_mode="floor"), 0)
+    max_tiles = triton.cdiv(pairs, block_m) + n_experts
+    gates = expert_weights.reshape(-1).float().contiguous()
+    act = torch.empty(pairs, inter, dtype=torch.bfloat16, device=x.device)
+    part = torch.empty(pairs, hidden, dtype=torch.float32, device=x.device)
+    common = dict(E=n_experts, E_PAD=triton.next_power_of_2(n_experts), BLOCK_M=block_m,
+                  USE_PRMT=cuda, UPCAST=not cuda)  # fmt: skip
+    args1 = (x, order, starts, ends, tile_end, mlp1_blocks, mlp1_scales, mlp1_bias, act,
+             float(swiglu_limit))  # fmt: skip
+    args2 = (act, order, starts, ends, tile_end, gates, mlp2_blocks, mlp2_scales, mlp2_bias, part)
+    if cuda:
+        grid1 = lambda meta: (max_tiles, triton.cdiv(inter, meta["BLOCK_I"]))  # noqa: E731
+        _mlp1_tuned[grid1](*args1, H=hidden, INTER=inter, K_SEL=k_sel, **common)
+        grid2 = lambda meta: (max_tiles, triton.cdiv(hidden, meta["BLOCK_N"]))  # noqa: E731
+        _mlp2_tuned[grid2](*args2, H=hidden, INTER=inter, **common)
+    else:
+        _grouped_mlp1_kernel[(max_tiles, triton.cdiv(inter, block_i))](
+            *args1, H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_I=block_i, BLOCK_K=block_k,
+            num_warps=4, **common,
+        )  # fmt: skip
+        _grouped_mlp2_kernel[(max_tiles, triton.cdiv(hidden, block_n))](
+            *args2, H=hidden, INTER=inter, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=4,
+            **common,
+        )  # fmt: skip
+    out = torch.empty_like(x)
+    block = 1024 if cuda else triton.next_power_of_2(hidden)
+    _combine_kernel[(n_tokens, triton.cdiv(hidden, block))](
+        part, out, H=hidden, K_SEL=k_sel, BLOCK=block, num_warps=4
+    )
+    return out

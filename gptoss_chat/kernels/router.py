@@ -1,0 +1,147 @@
+"""MoE router in one launch: logits = x W^T + b, top-k, softmax over the k (decode sizes).
+
+torch spends four launches on this (a cuBLAS GEMV plus its split-K reduction, a top-k that
+sorts, a softmax), about 25 us a layer at batch 1, for a [32, 2880] matrix of 184 KB. Here one
+program per token streams the matrix in [E, BLOCK_H] tiles, keeps the E logits in registers and
+picks the top k by k rounds of max (ties go to the lowest expert id). Logits and weights are
+rounded to bf16 where the torch reference rounds them, so both choose the same experts.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from gptoss_chat.model.ops import route as route_ref  # noqa: F401  (the reference, re-exported)
+
+
+@triton.jit
+def _router_kernel(
+    x_ptr,  # [T, H] bf16
+    w_ptr,  # [E, H] bf16
+    b_ptr,  # [E] bf16
+    ids_ptr,  # [T, K] int64
+    weights_ptr,  # [T, K] bf16
+    H: tl.constexpr,
+    E: tl.constexpr,
+    E_PAD: tl.constexpr,
+    K: tl.constexpr,
+    K_PAD: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+):
+    token = tl.program_id(0)
+    experts = tl.arange(0, E_PAD)
+    e_ok = experts < E
+    cols = tl.arange(0, BLOCK_H)
+    acc = tl.zeros([E_PAD, BLOCK_H], dtype=tl.float32)
+    for h0 in range(0, H, BLOCK_H):
+        hs = h0 + cols
+        h_ok = hs < H
+        w = tl.load(w_ptr + experts[:, None] * H + hs[None, :], mask=e_ok[:, None] & h_ok[None, :],
+                    other=0.0)  # fmt: skip
+        x = tl.load(x_ptr + token * H + hs, mask=h_ok, other=0.0)
+        acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
+    logits = tl.sum(acc, axis=1) + tl.load(b_ptr + experts, mask=e_ok, other=0.0).to(tl.float32)
+    logits = logits.to(tl.bfloat16).to(tl.float32)  # F.linear returns bf16 logits
+    logits = tl.where(e_ok, logits, float("-inf"))
+    slots = tl.arange(0, K_PAD)
+    top_vals = tl.full([K_PAD], float("-inf"), dtype=tl.float32)
+    top_ids = tl.zeros([K_PAD], dtype=tl.int64)
+    for slot in tl.static_range(K):
+        best = tl.max(logits, axis=0)
+        pick = tl.min(tl.where(logits == best, experts, E_PAD), axis=0)
+        top_vals = tl.where(slots == slot, best, top_vals)
+        top_ids = tl.where(slots == slot, pick.to(tl.int64), top_ids)
+        logits = tl.where(experts == pick, float("-inf"), logits)
+    p = tl.exp(top_vals - tl.max(top_vals, axis=0))
+    p = p / tl.sum(p, axis=0)
+    tl.store(ids_ptr + token * K + slots, top_ids, mask=slots < K)
+    tl.store(weights_ptr + token * K + slots, p.to(tl.bfloat16), mask=slots < K)
+
+
+def route(
+    x: torch.Tensor, gate_weight: torch.Tensor, gate_bias: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [T, H] bf16 -> (expert ids [T, k] int64, routing weights [T, k] bf16), like ops.route."""
+    n_tokens, hidden = x.shape
+    n_experts = gate_weight.shape[0]
+    if gate_weight.shape != (n_experts, hidden) or gate_bias.shape != (n_experts,) or k > n_experts:
+        raise ValueError(f"route: gate {tuple(gate_weight.shape)} does not fit x {tuple(x.shape)}")
+    ids = torch.empty(n_tokens, k, dtype=torch.int64, device=x.device)
+    weights = torch.empty(n_tokens, k, dtype=torch.bfloat16, device=x.device)
+    block_h = 256 if x.is_cuda else min(256, triton.next_power_of_2(hidden))
+    _router_kernel[(n_tokens,)](
+        x, gate_weight, gate_bias, ids, weights, H=hidden, E=n_experts,
+        E_PAD=triton.next_power_of_2(n_experts), K=k, K_PAD=triton.next_power_of_2(k),
+        BLOCK_H=block_h, num_warps=8 if x.is_cuda else 1,
+    )  # fmt: skip
+    return ids, weights
+
+
+@triton.jit
+def _router_logits_kernel(
+    x_ptr,  # [T, H] bf16
+    w_ptr,  # [E, H] bf16
+    b_ptr,  # [E] bf16
+    logits_ptr,  # [T, E] float32 (bf16-rounded values)
+    H: tl.constexpr,
+    E: tl.constexpr,
+    ROWS: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+):
+    """ROWS router logits of one token per program: E / ROWS programs share the 184 KB matrix,
+    so it streams at many SMs' bandwidth instead of one's."""
+    token = tl.program_id(0)
+    experts = tl.program_id(1) * ROWS + tl.arange(0, ROWS)
+    e_ok = experts < E
+    cols = tl.arange(0, BLOCK_H)
+    acc = tl.zeros([ROWS, BLOCK_H], dtype=tl.float32)
+    for h0 in range(0, H, BLOCK_H):
+        hs = h0 + cols
+        h_ok = hs < H
+        w = tl.load(w_ptr + experts[:, None] * H + hs[None, :], mask=e_ok[:, None] & h_ok[None, :],
+                    other=0.0)  # fmt: skip
+        x = tl.load(x_ptr + token * H + hs, mask=h_ok, other=0.0)
+        acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
+    logits = tl.sum(acc, axis=1) + tl.load(b_ptr + experts, mask=e_ok, other=0.0).to(tl.float32)
+    tl.store(logits_ptr + token * E + experts, logits.to(tl.bfloat16).to(tl.float32), mask=e_ok)
+
+
+@triton.jit
+def select_expert(logits_ptr, token, slot, E: tl.constexpr, E_PAD: tl.constexpr,
+                  K: tl.constexpr, K_PAD: tl.constexpr):  # fmt: skip
+    """(expert id, routing weight) of `slot` among the token's top K logits: the same choice and
+    bf16-rounded softmax weight as `_router_kernel`, recomputed by each program that needs it
+    (32 values), which saves a launch per layer."""
+    experts = tl.arange(0, E_PAD)
+    logits = tl.load(logits_ptr + token * E + experts, mask=experts < E, other=float("-inf"))
+    slots = tl.arange(0, K_PAD)
+    top_vals = tl.full([K_PAD], float("-inf"), dtype=tl.float32)
+    chosen = slot * 0
+    for s in tl.static_range(K):
+        best = tl.max(logits, axis=0)
+        pick = tl.min(tl.where(logits == best, experts, E_PAD), axis=0)
+        top_vals = tl.where(slots == s, best, top_vals)
+        chosen = tl.where(slot == s, pick, chosen)
+        logits = tl.where(experts == pick, float("-inf"), logits)
+    p = tl.exp(top_vals - tl.max(top_vals, axis=0))
+    p = p / tl.sum(p, axis=0)
+    gate = tl.sum(tl.where(slots == slot, p, 0.0), axis=0)
+    return chosen, gate.to(tl.bfloat16).to(tl.float32)
+
+
+def router_logits(
+    x: torch.Tensor, gate_weight: torch.Tensor, gate_bias: torch.Tensor
+) -> torch.Tensor:
+    """x [T, H] bf16 -> router logits [T, E] float32 holding bf16 values (as F.linear returns)."""
+    n_tokens, hidden = x.shape
+    n_experts = gate_weight.shape[0]
+    logits = torch.empty(n_tokens, n_experts, dtype=torch.float32, device=x.device)
+    rows = 2 if x.is_cuda else triton.next_power_of_2(n_experts)
+    block_h = 512 if x.is_cuda else min(256, triton.next_power_of_2(hidden))
+    _router_logits_kernel[(n_tokens, triton.cdiv(n_experts, rows))](
+        x, gate_weight, gate_bias, logits, H=hidden, E=n_experts, ROWS=rows, BLOCK_H=block_h,
+        num_warps=4 if x.is_cuda else 1,
+    )  # fmt: skip
+    return logits

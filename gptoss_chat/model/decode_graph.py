@@ -1,0 +1,47 @@
+"""Decode as a CUDA graph: one replay runs a whole T == 1 forward (about 600 kernel launches).
+
+The KV buffers are static and the position lives on the device (`KVCache.offset`, advanced by
+the forward itself), so one captured forward serves every later step: the host writes the new
+token id into a static input, replays, and reads the static logits. The first step runs eagerly
+so that every kernel is compiled and every autotuner has chosen its blocks before capture (a
+capture records launches, it runs nothing). Follows `TokenGenerator` in gpt-oss
+`triton/model.py` and gpt-fast's `decode_one_token` under `torch.compile(mode="reduce-overhead")`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gptoss_chat.model.kv_cache import KVCache
+from gptoss_chat.model.transformer import Transformer
+
+
+class DecodeGraph:
+    """Replays a captured one-token forward over one KV cache."""
+
+    def __init__(self, model: Transformer, cache: KVCache) -> None:
+        self.model = model
+        self.cache = cache
+        self.token = torch.zeros(1, dtype=torch.int64, device=model.device)  # static input
+        self.logits: torch.Tensor | None = None  # static output [1, V]
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.eager_steps = 0
+
+    def step(self, token: int) -> torch.Tensor:
+        """Forward one token at cache.offset; returns logits [1, V] (valid until the next step)."""
+        self.token.fill_(token)
+        if self.graph is None:
+            if self.eager_steps == 0:
+                self.eager_steps += 1
+                return self.model.forward(self.token, self.cache)
+            self._capture()
+        assert self.graph is not None and self.logits is not None
+        self.graph.replay()
+        return self.logits
+
+    def _capture(self) -> None:
+        torch.cuda.synchronize(self.model.device)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self.logits = self.model.forward(self.token, self.cache)
+        self.graph = graph
