@@ -24,6 +24,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from gptoss_chat import locations
 from gptoss_chat.conversation import ChatSession
 from gptoss_chat.factory import (
     TOOL_NAMES,
@@ -44,6 +45,9 @@ from gptoss_chat.ui.themes import BUNDLED_THEMES_DIR, DEFAULT_THEME, load_themes
 from gptoss_chat.ui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from gptoss_chat.conversation import Entry
+    from gptoss_chat.recording import SessionRecorder
+    from gptoss_chat.store import SessionStore
     from gptoss_chat.ui.widgets.turn_view import CitationLinker
 
 Keymap = dict[str, str]
@@ -52,9 +56,23 @@ GeneratorLoader = Callable[..., Generator]
 
 
 def default_history_path() -> Path:
-    import platformdirs
+    return locations.tui_history_file()
 
-    return platformdirs.user_data_path("gptoss-chat") / "prompt_history.jsonl"
+
+def normalized_keymap(keymap: Keymap) -> Keymap:
+    """The config's [keymap] may name a binding without its screen (`stop = "ctrl+c"`):
+    such a name means the chat screen's binding (`chat.stop`), or the app's (`app.quit`)."""
+    known = {
+        binding.id
+        for binding in (*GptossChatApp.BINDINGS, *ChatScreen.BINDINGS)
+        if isinstance(binding, Binding) and binding.id
+    }
+    result: Keymap = {}
+    for name, keys in keymap.items():
+        if name not in known and "." not in name:
+            name = next((f"{p}.{name}" for p in ("chat", "app") if f"{p}.{name}" in known), name)
+        result[name] = keys
+    return result
 
 
 class GptossChatApp(App[int]):
@@ -95,10 +113,14 @@ class GptossChatApp(App[int]):
         self._load_encoding = load_encoding
         self._load_model = load_model
         self._startup_notices: list[str] = []
+        self.recorder: SessionRecorder | None = None
+        """Saves the conversation as it goes; None when sessions are not saved."""
+        self._browse_store: SessionStore | None = None
         if session is not None:
             session.approver = self.approve
+        keymap = options.keymap if keymap is None else keymap
         if keymap:
-            self.set_keymap(keymap)
+            self.set_keymap(normalized_keymap(keymap))
         self._install_themes([BUNDLED_THEMES_DIR, *theme_dirs], options.theme)
 
     # -- themes ----------------------------------------------------------------------------------
@@ -165,7 +187,7 @@ class GptossChatApp(App[int]):
         bar.state = message.description
 
     @on(ModelLoaded)
-    def _model_loaded(self, message: ModelLoaded) -> None:
+    async def _model_loaded(self, message: ModelLoaded) -> None:
         tools = message.tools
         for name in tools.tools:  # keys pressed while loading win over the command line
             tools.set_enabled(name, name in self.options.tools_enabled)
@@ -183,8 +205,87 @@ class GptossChatApp(App[int]):
             tools=tools,
         )
         self.status_bar.load_fraction = None
+        await self._attach_persistence()
         self.chat_screen.refresh_status("")
         self.chat_screen.process_queue()
+
+    # -- saved sessions --------------------------------------------------------------------------
+
+    async def _attach_persistence(self) -> None:
+        """Save every message from now on; with --resume, show and continue that session."""
+        from gptoss_chat.factory import attach_persistence
+        from gptoss_chat.store import StoreError
+
+        assert self.session is not None
+        try:
+            self.recorder = attach_persistence(self.session, self.options)
+        except StoreError as exc:
+            self.notify(str(exc), title="Sessions", severity="error", timeout=15)
+            return
+        if self.recorder is not None and self.options.resume:
+            await self.chat_screen.show_entries(self.session.entries, before_queued=True)
+            self.notify(f"Resumed session {self.recorder.session_id}", timeout=5)
+
+    def session_store(self) -> SessionStore:
+        """The store the recorder writes to, or the user's database opened to browse it."""
+        if self.recorder is not None:
+            return self.recorder.store
+        if self._browse_store is None:
+            from gptoss_chat.store import SessionStore
+
+            self._browse_store = SessionStore.open_default()
+        return self._browse_store
+
+    async def resume_stored(self, ref: str) -> bool:
+        """Replace the conversation on screen and in the session by stored session `ref`, and
+        record into it from now on. False (with a notice) when it cannot be done now."""
+        from gptoss_chat.recording import attach_store
+        from gptoss_chat.store import StoreError
+
+        session = self.session
+        if session is None:
+            self.notify("The model is still loading", severity="warning")
+            return False
+        if self.chat_screen.busy:
+            self.notify("Wait for the answer to finish (Esc stops it)", severity="warning")
+            return False
+        if self.recorder is None:
+            self.recorder = attach_store(session, self.session_store())
+            self._browse_store = None  # the recorder owns it now
+        try:
+            saved = self.recorder.resume(session, ref)
+        except StoreError as exc:
+            self.notify(str(exc), title="Sessions", severity="error")
+            return False
+        await self.chat_screen.clear_conversation()
+        await self.chat_screen.show_entries(session.entries)
+        self.chat_screen.refresh_status("")
+        self.notify(f"Resumed {saved.info.display_title}", timeout=5)
+        return True
+
+    def stored_session_deleted(self, session_id: str) -> None:
+        """The sessions screen deleted `session_id`: if it is this chat, save anew from here."""
+        if self.recorder is not None and self.recorder.session_id == session_id:
+            self.recorder.start_new()
+
+    def show_sessions(self) -> None:
+        from gptoss_chat.store import StoreError
+        from gptoss_chat.ui.screens.sessions_screen import SessionsScreen
+
+        try:
+            store = self.session_store()
+        except StoreError as exc:
+            self.notify(str(exc), title="Sessions", severity="error")
+            return
+        self.push_screen(SessionsScreen(store))
+
+    def close_resources(self) -> None:
+        """Tools (containers, HTTP clients) and the sessions database, at exit."""
+        if self.tools is not None:
+            self.tools.close()
+        for store in (self.recorder.store if self.recorder else None, self._browse_store):
+            if store is not None:
+                store.close()
 
     @on(ModelLoadFailed)
     def _load_failed(self, message: ModelLoadFailed) -> None:
@@ -279,9 +380,9 @@ class GptossChatApp(App[int]):
                 rows.append((shown, binding.tooltip or binding.description))
         return rows
 
-    def export_path(self) -> Path:
+    def export_path(self, suffix: str = ".md") -> Path:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        return self.options.workspace / f"gptoss-chat-{stamp}.md"
+        return self.options.workspace / f"gptoss-chat-{stamp}{suffix}"
 
     # -- command palette -------------------------------------------------------------------------
 
@@ -327,10 +428,11 @@ def make_app(
 
 
 def run_app(options: LaunchOptions, *, keymap: Keymap | None = None) -> int:
+    """The TUI. Key map and theme come from `options` (the config file's [keymap] and `theme`,
+    or --theme); `keymap` overrides the options' map."""
     app = make_app(options, keymap=keymap, history_path=default_history_path())
     try:
         app.run()
     finally:
-        if app.tools is not None:
-            app.tools.close()
+        app.close_resources()
     return app.return_code or 0
