@@ -299,7 +299,7 @@ async def test_keymap_and_theme_come_from_the_config_file(encoding, tmp_path, us
     config_file = user_dirs["config"] / "config.toml"
     config_file.parent.mkdir(parents=True, exist_ok=True)
     config_file.write_text(
-        'theme = "light"\n[keymap]\ntoggle_python = "f5"\n"chat.sessions" = "f7"\n',
+        'theme = "light"\n[keymap]\ntoggle_python = "f5"\n"chat.sessions" = "f9"\n',
         encoding="utf-8",
     )
     options = LaunchOptions.from_config(load_config())
@@ -311,7 +311,7 @@ async def test_keymap_and_theme_come_from_the_config_file(encoding, tmp_path, us
         assert "python" not in app.session.tools.enabled
         await pilot.press("f5")
         assert "python" in app.session.tools.enabled
-        await pilot.press("f7")
+        await pilot.press("f9")
         await wait_until(pilot, lambda: isinstance(app.screen, SessionsScreen))
         app.close_resources()
 
