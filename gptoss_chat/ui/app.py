@@ -45,7 +45,6 @@ from gptoss_chat.ui.themes import BUNDLED_THEMES_DIR, DEFAULT_THEME, load_themes
 from gptoss_chat.ui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from gptoss_chat.conversation import Entry
     from gptoss_chat.recording import SessionRecorder
     from gptoss_chat.store import SessionStore
     from gptoss_chat.ui.widgets.turn_view import CitationLinker

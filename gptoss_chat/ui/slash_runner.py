@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from openai_harmony import Role
 
 from gptoss_chat.conversation import ChatSession, message_text
-
 from gptoss_chat.export_markdown import conversation_markdown
 from gptoss_chat.ui.screens.system_prompt_modal import SystemPromptModal
 from gptoss_chat.ui.slash_commands import ParsedCommand, SlashCommandError, parse_command

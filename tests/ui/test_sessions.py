@@ -18,7 +18,7 @@ from gptoss_chat.ui.screens.sessions_screen import ConfirmModal, SessionsScreen,
 from gptoss_chat.ui.widgets.chat_log import UserMessage
 from gptoss_chat.ui.widgets.tool_block import ToolBlock
 from gptoss_chat.ui.widgets.turn_view import TurnView
-from tests.ui.conftest import ANSWER, AFTER_TOOL, finish_turn, submit, type_text, wait_until
+from tests.ui.conftest import AFTER_TOOL, ANSWER, finish_turn, submit, type_text, wait_until
 
 SIZE = (130, 40)
 SECOND = (
