@@ -18,14 +18,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from openai_harmony import HarmonyEncoding
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from gptoss_chat import locations
-from gptoss_chat.conversation import ChatSession
 from gptoss_chat.factory import (
     TOOL_NAMES,
     LaunchOptions,
@@ -36,7 +34,6 @@ from gptoss_chat.factory import (
 )
 from gptoss_chat.generator import Generator, GeneratorError
 from gptoss_chat.settings import REASONING_EFFORTS
-from gptoss_chat.tools.base import Decision, Proposal, ToolRegistry
 from gptoss_chat.ui.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgressed
 from gptoss_chat.ui.prompt_history import PromptHistory
 from gptoss_chat.ui.screens.chat_screen import ChatScreen
@@ -45,13 +42,19 @@ from gptoss_chat.ui.themes import BUNDLED_THEMES_DIR, DEFAULT_THEME, load_themes
 from gptoss_chat.ui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    # openai_harmony (through these) is imported by the loading worker, after the first frame.
+    from openai_harmony import HarmonyEncoding
+
+    from gptoss_chat.conversation import ChatSession
     from gptoss_chat.recording import SessionRecorder
     from gptoss_chat.store import SessionStore
+    from gptoss_chat.tools.base import Decision, Proposal, ToolRegistry
     from gptoss_chat.ui.widgets.turn_view import CitationLinker
 
+    EncodingLoader = Callable[[LaunchOptions], HarmonyEncoding]
+    GeneratorLoader = Callable[..., Generator]
+
 Keymap = dict[str, str]
-EncodingLoader = Callable[[LaunchOptions], HarmonyEncoding]
-GeneratorLoader = Callable[..., Generator]
 
 
 def default_history_path() -> Path:
@@ -298,6 +301,7 @@ class GptossChatApp(App[int]):
 
     async def approve(self, proposal: Proposal) -> Decision:
         """The session's approver: show the modal and wait; the turn waits with it."""
+        from gptoss_chat.tools.base import Decision
         from gptoss_chat.ui.screens.approval_modal import ApprovalModal
         from gptoss_chat.ui.screens.patch_review_modal import PatchReviewModal
 

@@ -15,7 +15,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, TextArea
 from textual.worker import WorkerCancelled, WorkerFailed
 
-from gptoss_chat.events import Event, TurnDone
 from gptoss_chat.ui import slash_commands
 from gptoss_chat.ui.widgets.chat_log import ChatLog, UserMessage
 from gptoss_chat.ui.widgets.prompt_input import PromptInput
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from gptoss_chat.conversation import Entry
+    from gptoss_chat.events import Event, TurnDone
     from gptoss_chat.ui.app import GptossChatApp
 
 EMPTY_HINT = (
@@ -209,6 +209,7 @@ class ChatScreen(Screen[None]):
     @work(exclusive=True, group="turn", exit_on_error=False)
     async def run_turn(self, events: AsyncIterator[Event]) -> None:
         """The one consumer of core events. Never raises: errors become notices."""
+        from gptoss_chat.events import TurnDone
         from gptoss_chat.ui.turn_driver import TurnDriver
 
         log = self.query_one(ChatLog)
