@@ -266,9 +266,11 @@ class GptossChatApp(App[int]):
         return True
 
     def stored_session_deleted(self, session_id: str) -> None:
-        """The sessions screen deleted `session_id`: if it is this chat, save anew from here."""
+        """The sessions screen deleted `session_id`: if it is the chat on screen, that chat
+        ends as /clear ends it (a later message must not be saved without its beginning)."""
         if self.recorder is not None and self.recorder.session_id == session_id:
             self.recorder.start_new()
+            self.call_later(self.run_slash_command, "/clear")
 
     def show_sessions(self) -> None:
         from gptoss_chat.store import StoreError

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 from openai_harmony import Author, Message, Role
@@ -236,8 +237,10 @@ async def test_sessions_screen_resumes_renames_exports_and_deletes(encoding, tmp
         await pilot.press("d", "y")
         await pilot.pause()
         assert app.screen.sessions == []
-        assert app.recorder.session_id is None  # the chat on screen is saved anew from here
+        assert app.recorder.session_id is None  # the chat on screen was that session: it ends
         await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.query(UserMessage))
+        assert app.session.entries == []
         app.close_resources()
     with SessionStore.open_default() as store:
         assert store.list_sessions() == []
@@ -319,3 +322,37 @@ async def test_keymap_and_theme_come_from_the_config_file(encoding, tmp_path, us
 def test_prompt_history_lives_in_the_data_dir(user_dirs):
     assert default_history_path() == locations.tui_history_file()
     assert default_history_path().is_relative_to(user_dirs["data"])
+
+
+async def test_messages_typed_while_loading_go_after_the_resumed_chat(encoding, tmp_path):
+    session_id = store_session(
+        "earlier",
+        [
+            (user("first question"), MessageState.COMPLETE),
+            (assistant("First answer.", "final"), MessageState.COMPLETE),
+        ],
+    )
+    release = threading.Event()
+
+    def load_model(options, enc, progress=None):
+        release.wait(10)
+        return ReplayGenerator([enc.encode(SECOND, allowed_special="all")], name="slow")
+
+    options = LaunchOptions(workspace=tmp_path, resume=session_id)
+    app = make_app(
+        options, history_path=None, load_encoding=lambda o: encoding, load_model=load_model
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await submit(pilot, "typed early")
+        release.set()
+        await ready(pilot)
+        await wait_until(pilot, lambda: len(app.query(TurnView)) == 2)
+        await finish_turn(pilot)
+        shown = [str(m.render()) for m in app.query(UserMessage)]
+        assert shown == ["first question", "typed early"]
+        app.close_resources()
+    with SessionStore.open_default() as store:
+        saved = store.load(session_id)
+    texts = [m.message.content[0].text for m in saved.messages]
+    assert texts[:3] == ["first question", "First answer.", "typed early"]
+    assert texts[-1] == "More, then."
