@@ -75,7 +75,10 @@ def test_full_turn_with_tool_approval(tmp_path, harmony_encoding):
     for name in ("PATH", "HOME", "DOCKER_HOST"):
         if name in os.environ:
             env[name] = os.environ[name]
-    prefix = "env -u NO_COLOR " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    # COLUMNS/LINES too: a shared tmux server started from a shell that exported them hands
+    # them to every pane, and Textual then draws 80x24 in a 140x45 pane.
+    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    prefix = f"env -u NO_COLOR -u COLUMNS -u LINES {assignments}"
     name = f"gptoss-e2e-{uuid.uuid4().hex[:8]}"
     command = (
         f"{prefix} {sys.executable} -m gptoss_chat --backend replay {DEMO_REPLAY} --python "
