@@ -84,9 +84,11 @@ def emit(record: dict) -> None:
 
 def pane_env(**extra: str) -> str:
     """`env K=V …` for a tmux pane command: a running tmux server starts panes with its own
-    environment, not the client's, so variables must travel in the command itself."""
+    environment, not the client's, so variables must travel in the command itself. COLUMNS and
+    LINES are removed: a server that inherited them would make Textual draw 80x24."""
     values = {"PYTHONPATH": str(ROOT), "TERM": "xterm-256color", **extra}
-    return "env " + " ".join(f"{key}={shlex.quote(value)}" for key, value in values.items())
+    assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in values.items())
+    return f"env -u COLUMNS -u LINES {assignments}"
 
 
 class TmuxServer:

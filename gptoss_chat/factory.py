@@ -14,16 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openai_harmony import HarmonyEncoding
-
 from gptoss_chat.config import TOOL_NAMES, Config, defaults, resolve
-from gptoss_chat.conversation import Approver, ChatSession
 from gptoss_chat.generator import Generator, GeneratorError, ReplayGenerator, SamplingOptions
 from gptoss_chat.settings import ApprovalPolicy, ChatSettings
-from gptoss_chat.tools.base import ToolRegistry
 
 if TYPE_CHECKING:
+    # Imported where used: the TUI builds LaunchOptions and paints its first frame before it
+    # needs openai_harmony (~0.2 s to import), which the conversation and tools pull in.
+    from openai_harmony import HarmonyEncoding
+
+    from gptoss_chat.conversation import Approver, ChatSession
     from gptoss_chat.recording import SessionRecorder
+    from gptoss_chat.tools.base import ToolRegistry
 
 Progress = Callable[[float, str], None]
 """Called with a fraction in [0, 1] and a short description while a model loads."""
@@ -107,6 +109,8 @@ def make_tools(options: LaunchOptions) -> ToolRegistry:
 
     Construction is cheap: tools connect to Docker or the network on first use.
     """
+    from gptoss_chat.tools.base import ToolRegistry
+
     registry = ToolRegistry()
     for name, build in _TOOL_BUILDERS.items():
         try:
@@ -200,6 +204,8 @@ def make_session(
     approver: Approver,
     tools: ToolRegistry | None = None,
 ) -> ChatSession:
+    from gptoss_chat.conversation import ChatSession
+
     return ChatSession(
         encoding=encoding,
         generator=generator,

@@ -9,16 +9,6 @@ from pathlib import Path
 from typing import TextIO
 
 from gptoss_chat.config import ConfigError
-from gptoss_chat.conversation import deny_all
-from gptoss_chat.events import (
-    ErrorEvent,
-    ReasoningDelta,
-    TextDelta,
-    ToolDeclined,
-    ToolFinished,
-    ToolProposed,
-    TurnDone,
-)
 from gptoss_chat.factory import (
     LaunchOptions,
     attach_persistence,
@@ -26,7 +16,6 @@ from gptoss_chat.factory import (
     load_generator,
     make_session,
 )
-from gptoss_chat.store import StoreError
 
 
 def launch(args: argparse.Namespace) -> int:
@@ -64,6 +53,19 @@ def run_one_shot(
     are denied. The turn is saved like any chat (--resume continues a session).
     Exit code 1 on any error.
     """
+    # Here, not at the top: the TUI's first frame comes before openai_harmony is imported.
+    from gptoss_chat.conversation import deny_all
+    from gptoss_chat.events import (
+        ErrorEvent,
+        ReasoningDelta,
+        TextDelta,
+        ToolDeclined,
+        ToolFinished,
+        ToolProposed,
+        TurnDone,
+    )
+    from gptoss_chat.store import StoreError
+
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:

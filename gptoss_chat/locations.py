@@ -40,3 +40,8 @@ def sessions_db() -> Path:
 def history_file() -> Path:
     """Prompt history of the plain REPL (prompt_toolkit's FileHistory)."""
     return data_dir() / "plain_history"
+
+
+def tui_history_file() -> Path:
+    """Prompt history of the TUI (JSON lines, gptoss_chat.ui.prompt_history)."""
+    return data_dir() / "prompt_history.jsonl"

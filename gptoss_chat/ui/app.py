@@ -18,13 +18,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from openai_harmony import HarmonyEncoding
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from gptoss_chat.conversation import ChatSession
+from gptoss_chat import locations
 from gptoss_chat.factory import (
     TOOL_NAMES,
     LaunchOptions,
@@ -35,29 +34,51 @@ from gptoss_chat.factory import (
 )
 from gptoss_chat.generator import Generator, GeneratorError
 from gptoss_chat.settings import REASONING_EFFORTS
-from gptoss_chat.tools.base import Decision, Proposal, ToolRegistry
 from gptoss_chat.ui.messages import ModelLoaded, ModelLoadFailed, ModelLoadProgressed
 from gptoss_chat.ui.prompt_history import PromptHistory
+from gptoss_chat.ui.saved_sessions import SavedSessionsMixin
 from gptoss_chat.ui.screens.chat_screen import ChatScreen
 from gptoss_chat.ui.slash_commands import SLASH_COMMANDS
 from gptoss_chat.ui.themes import BUNDLED_THEMES_DIR, DEFAULT_THEME, load_themes
 from gptoss_chat.ui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    # openai_harmony (through these) is imported by the loading worker, after the first frame.
+    from openai_harmony import HarmonyEncoding
+
+    from gptoss_chat.conversation import ChatSession
+    from gptoss_chat.recording import SessionRecorder
+    from gptoss_chat.store import SessionStore
+    from gptoss_chat.tools.base import Decision, Proposal, ToolRegistry
     from gptoss_chat.ui.widgets.turn_view import CitationLinker
 
+    EncodingLoader = Callable[[LaunchOptions], HarmonyEncoding]
+    GeneratorLoader = Callable[..., Generator]
+
 Keymap = dict[str, str]
-EncodingLoader = Callable[[LaunchOptions], HarmonyEncoding]
-GeneratorLoader = Callable[..., Generator]
 
 
 def default_history_path() -> Path:
-    import platformdirs
-
-    return platformdirs.user_data_path("gptoss-chat") / "prompt_history.jsonl"
+    return locations.tui_history_file()
 
 
-class GptossChatApp(App[int]):
+def normalized_keymap(keymap: Keymap) -> Keymap:
+    """The config's [keymap] may name a binding without its screen (`stop = "ctrl+c"`):
+    such a name means the chat screen's binding (`chat.stop`), or the app's (`app.quit`)."""
+    known = {
+        binding.id
+        for binding in (*GptossChatApp.BINDINGS, *ChatScreen.BINDINGS)
+        if isinstance(binding, Binding) and binding.id
+    }
+    result: Keymap = {}
+    for name, keys in keymap.items():
+        if name not in known and "." not in name:
+            name = next((f"{p}.{name}" for p in ("chat", "app") if f"{p}.{name}" in known), name)
+        result[name] = keys
+    return result
+
+
+class GptossChatApp(SavedSessionsMixin, App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     """Absolute, so subclasses defined elsewhere (benchmarks, tests) find it too."""
     TITLE = "gptoss-chat"
@@ -95,10 +116,14 @@ class GptossChatApp(App[int]):
         self._load_encoding = load_encoding
         self._load_model = load_model
         self._startup_notices: list[str] = []
+        self.recorder: SessionRecorder | None = None
+        """Saves the conversation as it goes; None when sessions are not saved."""
+        self._browse_store: SessionStore | None = None
         if session is not None:
             session.approver = self.approve
+        keymap = options.keymap if keymap is None else keymap
         if keymap:
-            self.set_keymap(keymap)
+            self.set_keymap(normalized_keymap(keymap))
         self._install_themes([BUNDLED_THEMES_DIR, *theme_dirs], options.theme)
 
     # -- themes ----------------------------------------------------------------------------------
@@ -165,7 +190,7 @@ class GptossChatApp(App[int]):
         bar.state = message.description
 
     @on(ModelLoaded)
-    def _model_loaded(self, message: ModelLoaded) -> None:
+    async def _model_loaded(self, message: ModelLoaded) -> None:
         tools = message.tools
         for name in tools.tools:  # keys pressed while loading win over the command line
             tools.set_enabled(name, name in self.options.tools_enabled)
@@ -183,6 +208,7 @@ class GptossChatApp(App[int]):
             tools=tools,
         )
         self.status_bar.load_fraction = None
+        await self._attach_persistence()
         self.chat_screen.refresh_status("")
         self.chat_screen.process_queue()
 
@@ -198,6 +224,7 @@ class GptossChatApp(App[int]):
 
     async def approve(self, proposal: Proposal) -> Decision:
         """The session's approver: show the modal and wait; the turn waits with it."""
+        from gptoss_chat.tools.base import Decision
         from gptoss_chat.ui.screens.approval_modal import ApprovalModal
         from gptoss_chat.ui.screens.patch_review_modal import PatchReviewModal
 
@@ -279,9 +306,9 @@ class GptossChatApp(App[int]):
                 rows.append((shown, binding.tooltip or binding.description))
         return rows
 
-    def export_path(self) -> Path:
+    def export_path(self, suffix: str = ".md") -> Path:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        return self.options.workspace / f"gptoss-chat-{stamp}.md"
+        return self.options.workspace / f"gptoss-chat-{stamp}{suffix}"
 
     # -- command palette -------------------------------------------------------------------------
 
@@ -327,10 +354,11 @@ def make_app(
 
 
 def run_app(options: LaunchOptions, *, keymap: Keymap | None = None) -> int:
+    """The TUI. Key map and theme come from `options` (the config file's [keymap] and `theme`,
+    or --theme); `keymap` overrides the options' map."""
     app = make_app(options, keymap=keymap, history_path=default_history_path())
     try:
         app.run()
     finally:
-        if app.tools is not None:
-            app.tools.close()
+        app.close_resources()
     return app.return_code or 0

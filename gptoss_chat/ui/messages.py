@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from openai_harmony import HarmonyEncoding
 from textual.message import Message
 
-from gptoss_chat.generator import Generator
-from gptoss_chat.tools.base import ToolRegistry
+if TYPE_CHECKING:
+    from openai_harmony import HarmonyEncoding
+
+    from gptoss_chat.generator import Generator
+    from gptoss_chat.tools.base import ToolRegistry
 
 
 @dataclass

@@ -36,7 +36,13 @@ SLASH_COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("clear", "/clear", "start a new conversation"),
     SlashCommand("retry", "/retry", "answer the last message again"),
     SlashCommand("undo", "/undo", "revert the last patch apply_patch applied"),
-    SlashCommand("export", "/export [FILE]", "write the conversation as Markdown"),
+    SlashCommand(
+        "export",
+        "/export [FILE|md|json]",
+        "write the conversation as Markdown, or JSON when FILE ends in .json",
+        ("md", "json"),
+    ),
+    SlashCommand("sessions", "/sessions", "saved sessions: resume, rename, delete, export"),
     SlashCommand("help", "/help", "keys and commands"),
 )
 _BY_NAME = {command.name: command for command in SLASH_COMMANDS}

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from openai_harmony import Role
+
+from gptoss_chat.conversation import ChatSession, message_text
 from gptoss_chat.export_markdown import conversation_markdown
 from gptoss_chat.ui.screens.system_prompt_modal import SystemPromptModal
 from gptoss_chat.ui.slash_commands import ParsedCommand, SlashCommandError, parse_command
 
 if TYPE_CHECKING:
+    from gptoss_chat.store import SavedSession
     from gptoss_chat.ui.app import GptossChatApp
 
 
@@ -72,6 +77,8 @@ class SlashRunner:
         await self.screen.cancel_turn()
         if session is not None:
             session.clear()
+        if self.app.recorder is not None:
+            self.app.recorder.start_new()  # the next message opens a new stored session
         await self.screen.clear_conversation()
         self.app.notify("New conversation", timeout=3)
 
@@ -94,15 +101,27 @@ class SlashRunner:
             return
         self.app.notify(str(report), title="Undone", timeout=8)
 
+    async def cmd_sessions(self, command: ParsedCommand) -> None:
+        self.app.show_sessions()
+
     async def cmd_export(self, command: ParsedCommand) -> None:
+        """`/export [FILE]`: Markdown, or JSON (Harmony messages) when FILE ends in .json;
+        `/export json` alone picks a file name."""
         session = self.app.session
         if session is None or not session.entries:
             self.warn("Nothing to export yet")
             return
-        path = Path(command.argument).expanduser() if command.argument else self.app.export_path()
+        argument = command.argument
+        if argument.lower() in ("md", "json"):
+            path = self.app.export_path(f".{argument.lower()}")
+        else:
+            path = Path(argument).expanduser() if argument else self.app.export_path()
         if not path.is_absolute():
             path = self.app.options.workspace / path
-        text = conversation_markdown(session)
+        if path.suffix.lower() == ".json":
+            text = self._session_json()
+        else:
+            text = conversation_markdown(session)
         try:
             await asyncio.to_thread(_write_new_text, path, text)
         except OSError as exc:
@@ -110,8 +129,43 @@ class SlashRunner:
             return
         self.app.notify(f"Exported the conversation to {path}", timeout=8)
 
+    def _session_json(self) -> str:
+        """The stored session as export.render writes it; the live one if nothing is stored."""
+        from gptoss_chat.export import render
+
+        recorder = self.app.recorder
+        session = self.app.session
+        assert session is not None
+        if recorder is not None and recorder.session_id is not None:
+            return render(recorder.store.load(recorder.session_id), "json")
+        return render(live_session(session), "json")
+
     async def cmd_help(self, command: ParsedCommand) -> None:
         self.app.show_help()
+
+
+def live_session(session: ChatSession) -> SavedSession:
+    """The conversation as if it were stored (sessions not saved): same JSON as a stored one."""
+    from gptoss_chat.recording import TITLE_LENGTH, settings_snapshot
+    from gptoss_chat.store import MessageState, SavedSession, SessionInfo, StoredMessage
+
+    now = time.time()
+    users = [e.message for e in session.entries if e.message.author.role == Role.USER]
+    title = " ".join(message_text(users[0]).split())[:TITLE_LENGTH] if users else ""
+    model = getattr(session.generator, "name", "")
+    info = SessionInfo("unsaved", title, model, now, now, len(session.entries))
+    settings = settings_snapshot(session)
+    messages = [
+        StoredMessage(
+            position,
+            entry.message,
+            MessageState.INTERRUPTED if entry.interrupted else MessageState.COMPLETE,
+            settings,
+            now,
+        )
+        for position, entry in enumerate(session.entries)
+    ]
+    return SavedSession(info, messages)
 
 
 def _write_new_text(path: Path, text: str) -> None:

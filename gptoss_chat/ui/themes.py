@@ -15,8 +15,16 @@ import yaml
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-BUNDLED_THEMES_DIR = Path(__file__).resolve().parents[2] / "themes"
-"""The repository's `themes/` folder: dark, light, high-contrast."""
+
+def bundled_themes_dir() -> Path:
+    """dark, light, high-contrast: `gptoss_chat/themes` in an installed wheel (pyproject maps
+    the repository's top-level `themes/` there), the top-level `themes/` in a checkout."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "themes"
+    return installed if installed.is_dir() else package.parent / "themes"
+
+
+BUNDLED_THEMES_DIR = bundled_themes_dir()
 DEFAULT_THEME = "dark"
 _COLOR_FIELDS = (
     "primary",

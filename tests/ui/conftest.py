@@ -54,6 +54,13 @@ PATCH_CALL = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _private_user_dirs(user_dirs: dict[str, Path]) -> dict[str, Path]:
+    """Every UI test gets its own config and data folders: an app that loads a model saves
+    its chat, and that must never land in the real user's sessions database."""
+    return user_dirs
+
+
 @pytest.fixture(scope="session")
 def encoding(harmony_encoding: HarmonyEncoding) -> HarmonyEncoding:
     """The shared offline encoding (tests/conftest.py), under the name these tests use."""

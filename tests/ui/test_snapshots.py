@@ -123,3 +123,49 @@ def test_error(snap_compare, snapshot_app, encoding):
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_sessions_screen(snap_compare, snapshot_app, encoding, monkeypatch):
+    import sqlite3
+    import time
+
+    from openai_harmony import Message, Role
+
+    from gptoss_chat import locations
+    from gptoss_chat.store import MessageState, SessionStore
+    from gptoss_chat.ui.screens.sessions_screen import SessionsScreen
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    rows = [
+        ("a1b2c3d4e5f6", "Reverse a string in Python", "gpt-oss-20b", 1751100000.0, 4),
+        ("0f9e8d7c6b5a", "How caches evict pages", "gpt-oss-120b (vllm)", 1751000000.0, 7),
+    ]
+    with SessionStore.open_default() as store:
+        for session_id, title, model, updated, count in rows:
+            created = store.create(title=title, model=model).id
+            for position in range(count):
+                message = Message.from_role_and_content(Role.USER, f"message {position}")
+                store.put_message(created, position, message, MessageState.COMPLETE, {})
+            # Fixed ids and times, so the picture does not change from run to run.
+            db = sqlite3.connect(locations.sessions_db(), isolation_level=None)
+            db.execute(
+                "UPDATE messages SET session_id = ? WHERE session_id = ?", (session_id, created)
+            )
+            db.execute(
+                "UPDATE sessions SET id = ?, created_at = ?, updated_at = ? WHERE id = ?",
+                (session_id, updated, updated, created),
+            )
+            db.close()
+    app = snapshot_app(build_session(encoding, [STREAMING]))
+
+    async def run_before(pilot) -> None:
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, SessionsScreen))
+        await settle(pilot)
+
+    try:
+        assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

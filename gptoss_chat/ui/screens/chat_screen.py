@@ -15,13 +15,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, TextArea
 from textual.worker import WorkerCancelled, WorkerFailed
 
-from gptoss_chat.events import Event, TurnDone
 from gptoss_chat.ui import slash_commands
 from gptoss_chat.ui.widgets.chat_log import ChatLog, UserMessage
 from gptoss_chat.ui.widgets.prompt_input import PromptInput
 from gptoss_chat.ui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from gptoss_chat.conversation import Entry
+    from gptoss_chat.events import Event, TurnDone
     from gptoss_chat.ui.app import GptossChatApp
 
 EMPTY_HINT = (
@@ -83,6 +86,13 @@ class ChatScreen(Screen[None]):
             "Copy",
             id="chat.copy_answer",
             tooltip="Copy the last answer to the clipboard",
+        ),
+        Binding(
+            "f2",
+            "sessions",
+            "Sessions",
+            id="chat.sessions",
+            tooltip="Saved sessions: resume, rename, delete, export",
         ),
         Binding("f1", "help", "Help", id="chat.help", tooltip="Keys and commands"),
     ]
@@ -199,6 +209,7 @@ class ChatScreen(Screen[None]):
     @work(exclusive=True, group="turn", exit_on_error=False)
     async def run_turn(self, events: AsyncIterator[Event]) -> None:
         """The one consumer of core events. Never raises: errors become notices."""
+        from gptoss_chat.events import TurnDone
         from gptoss_chat.ui.turn_driver import TurnDriver
 
         log = self.query_one(ChatLog)
@@ -292,6 +303,24 @@ class ChatScreen(Screen[None]):
 
     def action_help(self) -> None:
         self.chat_app.show_help()
+
+    def action_sessions(self) -> None:
+        self.chat_app.show_sessions()
+
+    async def show_entries(self, entries: Sequence[Entry], *, before_queued: bool = False) -> None:
+        """Draw a stored conversation; `before_queued` keeps messages typed while the model
+        loaded below it, since they are sent after it."""
+        from gptoss_chat.ui.resumed import show_entries
+
+        if not entries:
+            return
+        await self._remove_empty_hint()
+        log = self.query_one(ChatLog)
+        await show_entries(log, entries, analysis_collapsed=self.analysis_collapsed)
+        if before_queued:
+            for _, widget in self.queue:
+                log.move_child(widget, after=log.children[-1])
+        log.scroll_end(animate=False)
 
     async def cancel_turn(self) -> None:
         """End the turn worker at once (used by /clear); the core's generator is closed."""
