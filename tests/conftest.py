@@ -26,6 +26,19 @@ def private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     patch.undo()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Config and data folders of a made-up user for the whole session (children see them too):
+    no test reads the real user's config or writes into their sessions database."""
+    root = tmp_path_factory.mktemp("gptoss-chat-user")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GPTOSS_CHAT_CONFIG_DIR", str(root / "config"))
+    patch.setenv("GPTOSS_CHAT_DATA_DIR", str(root / "data"))
+    patch.delenv("GPTOSS_CHAT_CONFIG", raising=False)
+    yield root
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def harmony_encoding(private_cache_dir: Path) -> HarmonyEncoding:
     """The gpt-oss Harmony encoding, loaded offline through our own loader.
