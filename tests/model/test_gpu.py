@@ -123,21 +123,34 @@ def test_20b_load_cost_in_a_fresh_process(checkpoint_20b: Path) -> None:
 
 
 def test_20b_logits_match_transformers(checkpoint_20b: Path) -> None:
+    """bf16 parity at the full 20b shape, judged against a float32 forward.
+
+    24 bf16 layers drift apart in any two implementations (rounding flips near-tied experts),
+    so ours and transformers' are each compared with our float32 engine, which equals
+    transformers' float32 forward to ~5e-6 at 20b widths (test_parity_transformers, also run
+    on the H100 with transformers 5.23): ours must be as close to it as transformers is."""
     transformers = pytest.importorskip("transformers")
     ids = torch.randint(0, 200000, (PROMPT_20B,), generator=torch.Generator().manual_seed(1))
-    generator = load_generator(checkpoint_20b, device=CUDA, context=4096, backend="torch")
-    with torch.inference_mode():
-        ours = generator.model.forward(ids.to(CUDA), generator.cache, all_logits=True).cpu()
-        started = time.perf_counter()
-        greedy = SamplingOptions(temperature=0, max_tokens=16)
-        tokens = list(generator.generate(ids.tolist(), stop_tokens=(), sampling=greedy))
-    stats = generator.last_stats
-    print(
-        f"\n20b torch backend: prefill {stats.prefill_tokens_per_second:.0f} tok/s, decode "
-        f"{stats.decode_tokens_per_second:.1f} tok/s ({time.perf_counter() - started:.1f} s)"
-    )
-    del generator
-    torch.cuda.empty_cache()
+    logits = {}
+    for dtype in (torch.bfloat16, torch.float32):
+        generator = load_generator(
+            checkpoint_20b, device=CUDA, context=4096, backend="torch", dtype=dtype
+        )
+        with torch.inference_mode():
+            forward = generator.model.forward(ids.to(CUDA), generator.cache, all_logits=True)
+            logits[dtype] = forward.float().cpu()
+            if dtype == torch.bfloat16:
+                started = time.perf_counter()
+                greedy = SamplingOptions(temperature=0, max_tokens=16)
+                tokens = list(generator.generate(ids.tolist(), stop_tokens=(), sampling=greedy))
+                stats = generator.last_stats
+                print(
+                    f"\n20b torch backend: prefill {stats.prefill_tokens_per_second:.0f} tok/s, "
+                    f"decode {stats.decode_tokens_per_second:.1f} tok/s "
+                    f"({time.perf_counter() - started:.1f} s)"
+                )
+        del generator
+        torch.cuda.empty_cache()
     transformers.logging.set_verbosity_error()
     model = transformers.GptOssForCausalLM.from_pretrained(
         str(checkpoint_20b), dtype=torch.bfloat16, device_map=CUDA, attn_implementation="eager",
@@ -149,14 +162,23 @@ def test_20b_logits_match_transformers(checkpoint_20b: Path) -> None:
             ids[None].to(CUDA), max_new_tokens=16, min_new_tokens=16, do_sample=False,
             pad_token_id=None, eos_token_id=None,
         )[0, PROMPT_20B:].tolist()  # fmt: skip
-    delta = (ours - theirs).abs()
-    agree = (ours.argmax(-1) == theirs.argmax(-1)).float().mean().item()
+    exact = logits[torch.float32]
+    ours = logits[torch.bfloat16]
+
+    def versus_float32(candidate: torch.Tensor) -> tuple[float, float, float]:
+        delta = (candidate - exact).abs()
+        agree = (candidate.argmax(-1) == exact.argmax(-1)).float().mean().item()
+        return delta.mean().item(), delta.max().item(), agree
+
+    our_mean, our_max, our_agree = versus_float32(ours)
+    their_mean, their_max, their_agree = versus_float32(theirs)
+    direct = (ours - theirs).abs()
     print(
-        f"20b parity vs transformers bf16: max |dlogit| {delta.max():.4f}, mean "
-        f"{delta.mean():.5f}, logit std {theirs.std():.3f}, argmax agreement {agree:.1%}; "
+        f"20b bf16 vs float32 (transformers {transformers.__version__}): ours mean |dlogit| "
+        f"{our_mean:.4f} max {our_max:.3f} argmax {our_agree:.1%}; transformers mean "
+        f"{their_mean:.4f} max {their_max:.3f} argmax {their_agree:.1%}; ours vs transformers "
+        f"mean {direct.mean():.4f} max {direct.max():.3f}; logit std {exact.std():.3f}; "
         f"greedy ours {tokens} theirs {their_tokens}"
     )
-    # Loose bounds: over 24 bf16 layers, router near-ties flip experts at some positions (at 2
-    # layers of 20b width on CPU: mean 0.011, max 1.1, 97% argmax agreement).
-    assert delta.mean() < 0.1 * theirs.std()
-    assert agree > 0.8
+    assert our_mean <= 1.5 * their_mean
+    assert our_agree >= their_agree - 0.05
