@@ -57,6 +57,15 @@ class GenerationStats:
     stop_reason: str = ""
     """'stop' (a stop token), 'length' (max_tokens), 'cancelled', 'context' (context full)."""
 
+    def record_token(self, started: float) -> None:
+        """Count one generated token; `started` is the call's perf_counter() at its start."""
+        elapsed = time.perf_counter() - started
+        if self.generated_tokens == 0:
+            self.time_to_first_token = elapsed
+        else:
+            self.decode_seconds = elapsed - self.time_to_first_token
+        self.generated_tokens += 1
+
     @property
     def decode_tokens_per_second(self) -> float:
         steps = self.generated_tokens - 1
@@ -169,12 +178,7 @@ class ReplayGenerator:
                 break
             if self.delay:
                 time.sleep(self.delay)
-            now = time.perf_counter()
-            if stats.generated_tokens == 0:
-                stats.time_to_first_token = now - start
-            else:
-                stats.decode_seconds = now - start - stats.time_to_first_token
-            stats.generated_tokens += 1
+            stats.record_token(start)
             yield token
             if token in stop_tokens:
                 stats.stop_reason = "stop"

@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from gptoss_chat.kernels.common import check_attention_inputs
 from gptoss_chat.kernels.common import dot as _dot
 from gptoss_chat.model.ops import attention_torch
 
@@ -118,15 +119,10 @@ def attention_decode(
 ) -> torch.Tensor:
     """The `Ops.attention_decode` entry (T == 1); see `AttentionOp` in model/ops.py."""
     n_tokens, n_heads, head_dim = q.shape
-    slots, n_kv, kv_dim = k_cache.shape
+    slots, n_kv, _ = k_cache.shape
     if n_tokens != 1:
         raise ValueError(f"attention_decode takes one query token, got {n_tokens}")
-    if kv_dim != head_dim or v_cache.shape != k_cache.shape or n_heads % n_kv:
-        raise ValueError(
-            f"attention_decode: q {tuple(q.shape)} does not fit cache {tuple(k_cache.shape)}"
-        )
-    if head_dim & (head_dim - 1) or not (q.is_contiguous() and k_cache.is_contiguous()):
-        raise ValueError("attention_decode needs contiguous tensors and a power-of-two head_dim")
+    check_attention_inputs("attention_decode", q, k_cache, v_cache)
     group = n_heads // n_kv
     splits = decode_splits(slots, sliding_window)
     dev = q.device

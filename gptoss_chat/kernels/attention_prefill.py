@@ -14,6 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
+from gptoss_chat.kernels.common import check_attention_inputs
 from gptoss_chat.kernels.common import dot as _dot
 from gptoss_chat.model.ops import attention_torch
 
@@ -99,13 +100,8 @@ def attention_prefill(
 ) -> torch.Tensor:
     """The `Ops.attention_prefill` entry (any T >= 1); see `AttentionOp` in model/ops.py."""
     n_tokens, n_heads, head_dim = q.shape
-    slots, n_kv, kv_dim = k_cache.shape
-    if kv_dim != head_dim or v_cache.shape != k_cache.shape or n_heads % n_kv:
-        raise ValueError(
-            f"attention_prefill: q {tuple(q.shape)} does not fit cache {tuple(k_cache.shape)}"
-        )
-    if head_dim & (head_dim - 1) or not (q.is_contiguous() and k_cache.is_contiguous()):
-        raise ValueError("attention_prefill needs contiguous tensors and a power-of-two head_dim")
+    slots, n_kv, _ = k_cache.shape
+    check_attention_inputs("attention_prefill", q, k_cache, v_cache)
     out = torch.empty_like(q)
     if q.is_cuda:
         block_m, block_n, warps = (64, 64, 4) if n_tokens >= 64 else (16, 64, 4)

@@ -144,12 +144,7 @@ class LocalGenerator:
                 token = int(
                     self.model.ops.sample(logits[0], sampling.temperature, sampling.top_p, rng)
                 )
-                now = time.perf_counter()
-                if stats.generated_tokens == 0:
-                    stats.time_to_first_token = now - start
-                else:
-                    stats.decode_seconds = now - start - stats.time_to_first_token
-                stats.generated_tokens += 1
+                stats.record_token(start)
                 yield token
                 if token in stop_tokens:
                     stats.stop_reason = "stop"
