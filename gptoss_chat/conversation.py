@@ -87,10 +87,6 @@ async def deny_all(proposal: Proposal) -> Decision:
     return Decision.deny("tool calls are disabled in this mode")
 
 
-async def approve_all(proposal: Proposal) -> Decision:
-    return Decision.approve()
-
-
 class _ModelCall:
     """Parser state for one generate call: turns tokens into events and completed messages."""
 
