@@ -40,10 +40,10 @@ def bench_moe(copies: int = 4) -> None:
     values = 5760 * 2880 + 2880 * 2880  # mlp1 [2I, H] + mlp2 [H, I]
     per_expert = values // 2 + values // 32  # fp4 codes + e8m0 scales
     nbytes = 4 * per_expert
-    for use_prmt in (True, False):
+    for use_asm in (True, False):
         state = {"i": 0}
 
-        def run(use_prmt=use_prmt, state=state):
+        def run(use_asm=use_asm, state=state):
             w = layers[state["i"] % copies]
             state["i"] += 1
             moe_experts(
@@ -57,10 +57,10 @@ def bench_moe(copies: int = 4) -> None:
                 w.mlp2_scales,
                 w.mlp2_bias,
                 7.0,
-                use_prmt=use_prmt,
+                use_asm=use_asm,
             )
 
-        _emit("moe_decode", "prmt" if use_prmt else "arith", _bench(run), nbytes)
+        _emit("moe_decode", "prmt_dp4a" if use_asm else "arith", _bench(run), nbytes)
 
 
 def bench_gemv(copies: int = 3) -> None:

@@ -1,23 +1,28 @@
-"""MXFP4 mixture-of-experts for decode: matrix-vector products straight from packed fp4.
+"""MXFP4 mixture-of-experts for decode: expert GEMVs straight from packed fp4, in integers.
 
 At batch 1 each token reads 4 of 32 experts: 3 x 2880 x 2880 fp4 values per expert (mlp1 is
 [2I, H], mlp2 [H, I]), 12.4 MB of codes and 0.8 MB of scales, a third of the bytes a decode step
-moves. Three launches (plus the router's), none writes a bf16 copy of any weight:
+moves. No launch writes a bf16 copy of any weight; the products are exact integer dot products
+of doubled fp4 codes with 16-bit fixed-point activations (mxfp4_int8.py explains the numbers).
+Four launches after the router's:
 
-1. `_mlp1_swiglu_kernel`: one program per (token, slot, block of I outputs) computes the glu and
-   linear rows (interleaved in the checkpoint, so one contiguous block of 2*BLOCK_I rows), adds
-   the bias and applies the clamped SwiGLU, writing float32 activations [T*k, I].
-2. `_mlp2_kernel`: one program per (token, slot, block of H outputs) adds the bias and scales by
-   the routing weight, writing float32 partials [T*k, H]; `_combine_kernel` sums the k partials
-   in slot order. No atomics, so the result does not depend on scheduling; splitting the slots
-   over programs (rather than looping over them) gives 4x the programs in flight.
-
-Block sizes: the H100's autotuning winners, or a full sweep (`common.tuning_sweep`).
+1. `_quantize_kernel`: each token's normed x [H] -> fixed point per group of 32 (two int8
+   halves, interleaved for the dot products, and a float32 step per group).
+2. `_mlp1_kernel`: one program per (token, slot, 32 outputs): the expert's 64 interleaved
+   glu/linear rows, + bias, clamped SwiGLU, and the 32 results quantised the same way for mlp2.
+3. `_mlp2_kernel`: one program per (token, slot, BLOCK_N rows): W2 a + b2, times the routing
+   weight, float32 partials [T*k, H].
+4. `_combine_kernel`: the k partials summed in slot order. No atomics, so the result does not
+   depend on scheduling.
 
 Routing: `moe_experts` takes ids and weights; `moe_experts_from_logits` takes the router's
 logits (router.py) and lets every program pick its own expert (top-k of 32 values, softmax over
-the k), which saves the top-k launch. Measured on an H100 inside the decode graph: ~43 us a
-layer, ~1.2 TB/s, 2.5x under bandwidth: decoding (~6 instructions a value) and latency limit it.
+the k), which saves the top-k launch.
+
+Measured on an H100 (2026-11-22, 8 layers' experts in turn inside a CUDA graph): mlp1 18.8 us
+(1.88 TB/s), mlp2 11.2 us (1.58 TB/s), against 27 and 16 us for the float kernels this replaced
+(fp4 decoded to float, ~14 instructions a value, 1.2 TB/s). What limits it now is each kernel's
+ramp-up and tail at ~20-35 MB a launch, not arithmetic (~3.3 instructions a value).
 Extends the expert GEMV idea of gpt-oss `triton/moe.py` (there through triton_kernels' matmul_ogs).
 """
 
@@ -28,92 +33,121 @@ import triton
 import triton.language as tl
 
 from gptoss_chat.kernels.common import tuning_sweep
-from gptoss_chat.kernels.mxfp4 import mxfp4_row_dot
+from gptoss_chat.kernels.mxfp4_int8 import (
+    decode_table,
+    fixed_x_offsets,
+    mxfp4_fixed_row_dot,
+    quantize_fixed,
+)
 from gptoss_chat.kernels.router import select_expert
 from gptoss_chat.model.mxfp4 import dequantize_mxfp4
 
-SWIGLU_ALPHA = 1.702  # written as a literal inside the kernel (Triton globals must be constexpr)
+SWIGLU_ALPHA = 1.702  # written as a literal inside the kernels (Triton globals must be constexpr)
 
 
 @triton.jit
-def _mlp1_swiglu_kernel(
-    x_ptr,  # [T, H] bf16
-    ids_ptr,  # [T*k] int32/int64 expert ids
-    blocks_ptr,  # [E, 2I, H/32, 16] uint8
+def _quantize_kernel(x_ptr, xq_ptr, xs_ptr, K: tl.constexpr, G_PAD: tl.constexpr):
+    """x [T, K] (any float) -> xq [T, 2K] int8 (interleaved, see `fixed_x_offsets`),
+    xs [T, K/32] float32."""
+    token = tl.program_id(0)
+    groups = tl.arange(0, G_PAD)
+    g_ok = groups < K // 32
+    idx = groups[:, None] * 32 + tl.arange(0, 32)[None, :]  # [G, 32]
+    x = tl.load(x_ptr + token * K + idx, mask=g_ok[:, None], other=0.0).to(tl.float32)
+    hi, lo, step = quantize_fixed(x, g_ok)
+    at = xq_ptr + token * 2 * K + fixed_x_offsets(idx)
+    tl.store(at, hi, mask=g_ok[:, None])
+    tl.store(at + 8, lo, mask=g_ok[:, None])
+    tl.store(xs_ptr + token * (K // 32) + groups, step, mask=g_ok)
+
+
+@triton.jit
+def _expert_of(ids_ptr, gate_ptr, pair, FROM_LOGITS: tl.constexpr, E: tl.constexpr,
+               E_PAD: tl.constexpr, K_SEL: tl.constexpr, K_PAD: tl.constexpr):  # fmt: skip
+    if FROM_LOGITS:  # ids_ptr holds router logits [T, E]
+        expert, gate = select_expert(ids_ptr, pair // K_SEL, pair % K_SEL, E, E_PAD, K_SEL, K_PAD)
+    else:
+        expert = tl.load(ids_ptr + pair)
+        gate = tl.load(gate_ptr + pair)
+    return expert.to(tl.int64), gate
+
+
+@triton.jit
+def _mlp1_kernel(
+    xq_ptr,  # [T, H/2] int32 view of the [T, 2H] int8 fixed-point x
+    xs_ptr,  # [T, H/32] float32
+    ids_ptr,  # [T*k] expert ids, or router logits [T, E] (FROM_LOGITS)
+    blocks_ptr,  # [E, 2I, H/8] int32 view of [E, 2I, H/32, 16] uint8
     scales_ptr,  # [E, 2I, H/32] uint8
     bias_ptr,  # [E, 2I] bf16
-    out_ptr,  # [T*k, I] float32
+    aq_ptr,  # [T*k, 2I] int8: the activations, fixed point
+    as_ptr,  # [T*k, I/32] float32
+    table_ptr,  # int32 [4]: mxfp4_int8.decode_table
     limit,
     H: tl.constexpr,
     INTER: tl.constexpr,
     K_SEL: tl.constexpr,
-    BLOCK_I: tl.constexpr,
     BLOCK_G: tl.constexpr,
-    USE_PRMT: tl.constexpr,
+    USE_ASM: tl.constexpr,
     FROM_LOGITS: tl.constexpr = False,
     E: tl.constexpr = 1,
     E_PAD: tl.constexpr = 1,
     K_PAD: tl.constexpr = 1,
-    PREFETCH: tl.constexpr = False,
+    PIPE: tl.constexpr = 0,
 ):
     pair = tl.program_id(0)  # token * k + slot
     token = pair // K_SEL
-    if FROM_LOGITS:  # ids_ptr holds router logits [T, E]
-        expert, _ = select_expert(ids_ptr, token, pair % K_SEL, E, E_PAD, K_SEL, K_PAD)
-        expert = expert.to(tl.int64)
-    else:
-        expert = tl.load(ids_ptr + pair).to(tl.int64)
-    rows = tl.program_id(1) * 2 * BLOCK_I + tl.arange(0, 2 * BLOCK_I)  # [2*BI] glu/lin interleaved
-    row_ok = rows < 2 * INTER
-    w_rows = blocks_ptr + expert * (2 * INTER * H // 2) + rows[:, None, None] * (H // 2)
+    expert, _ = _expert_of(ids_ptr, ids_ptr, pair, FROM_LOGITS, E, E_PAD, K_SEL, K_PAD)
+    rows = tl.program_id(1) * 64 + tl.arange(0, 64)  # 32 glu/linear pairs: one output group
+    w_rows = blocks_ptr + expert * (2 * INTER * H // 8) + rows[:, None] * (H // 8)
     s_rows = scales_ptr + expert * (2 * INTER * H // 32) + rows[:, None] * (H // 32)
-    h = mxfp4_row_dot(
-        w_rows, s_rows, row_ok, x_ptr + token * H, H, 2 * BLOCK_I, BLOCK_G, USE_PRMT, PREFETCH
-    )
-    h += tl.load(bias_ptr + expert * 2 * INTER + rows, mask=row_ok, other=0.0).to(tl.float32)
-    glu, lin = tl.split(tl.reshape(h, [BLOCK_I, 2]))
+    h = mxfp4_fixed_row_dot(w_rows, s_rows, rows < 2 * INTER, xq_ptr + token * (H // 2),
+                            xs_ptr + token * (H // 32), table_ptr, H, 64, BLOCK_G,
+                            USE_ASM, PIPE)  # fmt: skip
+    h += tl.load(bias_ptr + expert * 2 * INTER + rows).to(tl.float32)
+    glu, lin = tl.split(tl.reshape(h, [32, 2]))
     glu = tl.minimum(glu, limit)
     lin = tl.minimum(tl.maximum(lin, -limit), limit)
-    act = glu * tl.sigmoid(1.702 * glu) * (lin + 1.0)
-    cols = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)
-    tl.store(out_ptr + pair * INTER + cols, act, mask=cols < INTER)
+    act = glu * tl.sigmoid(1.702 * glu) * (lin + 1.0)  # [32]
+    hi, lo, step = quantize_fixed(tl.reshape(act, [1, 32]), tl.full([1], True, tl.int1))
+    at = aq_ptr + pair * 2 * INTER + fixed_x_offsets(tl.program_id(1) * 32 + tl.arange(0, 32))
+    tl.store(at, tl.reshape(hi, [32]))
+    tl.store(at + 8, tl.reshape(lo, [32]))
+    tl.store(as_ptr + pair * (INTER // 32) + tl.program_id(1) + tl.arange(0, 1), step)
 
 
 @triton.jit
 def _mlp2_kernel(
-    act_ptr,  # [T*k, I] float32
-    ids_ptr,  # [T*k] expert ids
-    gate_ptr,  # [T*k] float32 routing weights
-    blocks_ptr,  # [E, H, I/32, 16] uint8
+    aq_ptr32,  # [T*k, I/2] int32 view of the [T*k, 2I] int8 activations
+    as_ptr,  # [T*k, I/32] float32
+    ids_ptr,  # [T*k] expert ids, or router logits [T, E] (FROM_LOGITS)
+    gate_ptr,  # [T*k] float32 routing weights (unused with FROM_LOGITS)
+    blocks_ptr,  # [E, H, I/8] int32 view
     scales_ptr,  # [E, H, I/32] uint8
     bias_ptr,  # [E, H] bf16
     part_ptr,  # [T*k, H] float32: gate * (W2 a + b2) per (token, slot)
+    table_ptr,  # int32 [4]: mxfp4_int8.decode_table
     H: tl.constexpr,
     INTER: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_G: tl.constexpr,
-    USE_PRMT: tl.constexpr,
+    USE_ASM: tl.constexpr,
     FROM_LOGITS: tl.constexpr = False,
     E: tl.constexpr = 1,
     E_PAD: tl.constexpr = 1,
     K_SEL: tl.constexpr = 1,
     K_PAD: tl.constexpr = 1,
-    PREFETCH: tl.constexpr = False,
+    PIPE: tl.constexpr = 0,
 ):
     pair = tl.program_id(0)
+    expert, gate = _expert_of(ids_ptr, gate_ptr, pair, FROM_LOGITS, E, E_PAD, K_SEL, K_PAD)
     rows = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < H
-    if FROM_LOGITS:  # ids_ptr holds router logits [T, E]; gate_ptr is unused
-        expert, gate = select_expert(ids_ptr, pair // K_SEL, pair % K_SEL, E, E_PAD, K_SEL, K_PAD)
-        expert = expert.to(tl.int64)
-    else:
-        expert = tl.load(ids_ptr + pair).to(tl.int64)
-        gate = tl.load(gate_ptr + pair)
-    w_rows = blocks_ptr + expert * (H * INTER // 2) + rows[:, None, None] * (INTER // 2)
+    w_rows = blocks_ptr + expert * (H * INTER // 8) + rows[:, None] * (INTER // 8)
     s_rows = scales_ptr + expert * (H * INTER // 32) + rows[:, None] * (INTER // 32)
-    y = mxfp4_row_dot(
-        w_rows, s_rows, row_ok, act_ptr + pair * INTER, INTER, BLOCK_N, BLOCK_G, USE_PRMT, PREFETCH
-    )
+    y = mxfp4_fixed_row_dot(w_rows, s_rows, row_ok, aq_ptr32 + pair * (INTER // 2),
+                            as_ptr + pair * (INTER // 32), table_ptr, INTER, BLOCK_N, BLOCK_G,
+                            USE_ASM, PIPE)  # fmt: skip
     y += tl.load(bias_ptr + expert * H + rows, mask=row_ok, other=0.0).to(tl.float32)
     tl.store(part_ptr + pair * H + rows, gate * y, mask=row_ok)
 
@@ -130,25 +164,28 @@ def _combine_kernel(part_ptr, out_ptr, H: tl.constexpr, K_SEL: tl.constexpr, BLO
     tl.store(out_ptr + token * H + cols, total.to(tl.bfloat16), mask=ok)
 
 
-def _tuning(rows_name: str) -> list[triton.Config]:
-    """Rows per program x groups per step x warps; every tile covers its threads' 16-byte loads
-    (rows * groups >= 32 * warps), and small row blocks give the many programs that hide the
-    latency of a 53 MB-per-layer stream."""
-    if not tuning_sweep():  # the H100 winners (run of 2026-11-22): many small programs
-        rows, groups, warps = (8, 8, 2) if rows_name == "BLOCK_I" else (16, 8, 4)
-        meta = {rows_name: rows, "BLOCK_G": groups, "PREFETCH": False}
-        return [triton.Config(meta, num_warps=warps)]
-    configs = []
-    for rows, groups, warps in [(8, 8, 2), (8, 16, 4), (16, 8, 4), (16, 16, 4), (32, 8, 4),
-                                (4, 16, 2), (32, 16, 4), (16, 32, 4)]:  # fmt: skip
-        for prefetch in (False, True):
-            meta = {rows_name: rows, "BLOCK_G": groups, "PREFETCH": prefetch}
-            configs.append(triton.Config(meta, num_warps=warps))
-    return configs
+def _configs(name: str) -> list[triton.Config]:
+    """The H100 winners (sweep of 2026-11-22, .devtree-style: every config timed in a graph), or
+    a sweep (`common.tuning_sweep`). mlp1's rows are fixed at 64 (one quantised output group)."""
+    if not tuning_sweep():
+        if name == "mlp1":
+            return [triton.Config({"BLOCK_G": 8, "PIPE": 1}, num_warps=4)]
+        return [triton.Config({"BLOCK_N": 32, "BLOCK_G": 16, "PIPE": 0}, num_warps=8)]
+    if name == "mlp1":
+        return [triton.Config({"BLOCK_G": g, "PIPE": p}, num_warps=w)
+                for g in (8, 16) for w in (4, 8) for p in (0, 1, 3)]  # fmt: skip
+    return [
+        triton.Config({"BLOCK_N": n, "BLOCK_G": g, "PIPE": p}, num_warps=w)
+        for n in (8, 16, 32)
+        for g in (8, 16)
+        for w in (2, 4, 8)
+        for p in (0, 1)
+        if n * g >= 8 * w  # every thread holds at least one group
+    ]
 
 
-_mlp1_tuned = triton.autotune(_tuning("BLOCK_I"), key=["H", "INTER"])(_mlp1_swiglu_kernel)
-_mlp2_tuned = triton.autotune(_tuning("BLOCK_N"), key=["H", "INTER"])(_mlp2_kernel)
+_mlp1_tuned = triton.autotune(_configs("mlp1"), key=["H", "INTER"])(_mlp1_kernel)
+_mlp2_tuned = triton.autotune(_configs("mlp2"), key=["H", "INTER"])(_mlp2_kernel)
 
 
 def _check_experts(
@@ -174,6 +211,8 @@ def _check_experts(
     for t in (mlp1_blocks, mlp1_scales, mlp2_blocks, mlp2_scales):
         if t.dtype != torch.uint8 or not t.is_contiguous():
             raise ValueError("MXFP4 blocks and scales must be contiguous uint8")
+    if inter % 32:
+        raise ValueError(f"the intermediate size {inter} must be a multiple of 32")
     return n_experts, hidden, inter
 
 
@@ -188,16 +227,15 @@ def moe_experts(
     mlp2_scales: torch.Tensor,
     mlp2_bias: torch.Tensor,
     swiglu_limit: float,
-    use_prmt: bool | None = None,
+    use_asm: bool | None = None,
 ) -> torch.Tensor:
     """x [T, H] bf16, expert_ids [T, k], expert_weights [T, k] -> [T, H] bf16 (no residual).
 
-    use_prmt: decode with PTX byte permutes (GPU only); None picks it on CUDA."""
-    k_sel = expert_ids.shape[1]
-    ids = expert_ids.reshape(-1).contiguous()  # [T*k]
-    gates = expert_weights.reshape(-1).float().contiguous()  # [T*k]
-    return _launch(x, ids, gates, k_sel, None, mlp1_blocks, mlp1_scales, mlp1_bias, mlp2_blocks,
-                   mlp2_scales, mlp2_bias, swiglu_limit, use_prmt)  # fmt: skip
+    use_asm: the PTX byte-permute + dp4a path (GPU only); None picks it on CUDA. The other path
+    computes the same integers with plain tensor ops (the CPU interpreter)."""
+    return _launch(x, expert_ids, expert_weights, expert_ids.shape[1], mlp1_blocks, mlp1_scales,
+                   mlp1_bias, mlp2_blocks, mlp2_scales, mlp2_bias, swiglu_limit,
+                   use_asm)  # fmt: skip
 
 
 def moe_experts_from_logits(
@@ -214,17 +252,15 @@ def moe_experts_from_logits(
 ) -> torch.Tensor:
     """Like `moe_experts`, routing from router logits [T, E] float32: each program picks its
     expert (top-k, softmax over the k) itself, so routing costs no launch of its own."""
-    return _launch(x, router_logits, router_logits, k_sel, router_logits.shape[1], mlp1_blocks,
-                   mlp1_scales, mlp1_bias, mlp2_blocks, mlp2_scales, mlp2_bias, swiglu_limit,
-                   None)  # fmt: skip
+    return _launch(x, router_logits, None, k_sel, mlp1_blocks, mlp1_scales, mlp1_bias,
+                   mlp2_blocks, mlp2_scales, mlp2_bias, swiglu_limit, None)  # fmt: skip
 
 
 def _launch(
     x: torch.Tensor,
     ids: torch.Tensor,
-    gates: torch.Tensor,
+    gates: torch.Tensor | None,
     k_sel: int,
-    n_experts: int | None,
     mlp1_blocks: torch.Tensor,
     mlp1_scales: torch.Tensor,
     mlp1_bias: torch.Tensor,
@@ -232,55 +268,65 @@ def _launch(
     mlp2_scales: torch.Tensor,
     mlp2_bias: torch.Tensor,
     swiglu_limit: float,
-    use_prmt: bool | None,
+    use_asm: bool | None = None,
 ) -> torch.Tensor:
-    """ids/gates: [T*k] ids and weights, or (n_experts given) both the router logits [T, E]."""
+    """`ids` [T, k] with `gates` [T, k], or (gates None) the router logits [T, E] float32."""
     _, hidden, inter = _check_experts(x, mlp1_blocks, mlp1_scales, mlp2_blocks, mlp2_scales)
+    if use_asm is None:
+        use_asm = x.is_cuda
     n_tokens = x.shape[0]
-    if use_prmt is None:
-        use_prmt = x.is_cuda
-    routing = {}
-    if n_experts is not None:
+    pairs = n_tokens * k_sel
+    routing: dict = {}
+    if gates is None:
+        n_experts = ids.shape[1]
         routing = dict(FROM_LOGITS=True, E=n_experts, E_PAD=triton.next_power_of_2(n_experts),
                        K_PAD=triton.next_power_of_2(k_sel))  # fmt: skip
-    pairs = n_tokens * k_sel
-    act = torch.empty(pairs, inter, dtype=torch.float32, device=x.device)
-    part = torch.empty(pairs, hidden, dtype=torch.float32, device=x.device)
+        gates = ids
+    else:
+        ids = ids.reshape(-1).contiguous()
+        gates = gates.reshape(-1).float().contiguous()
+    dev = x.device
+    xq = torch.empty(n_tokens, 2 * hidden, dtype=torch.int8, device=dev)
+    xs = torch.empty(n_tokens, hidden // 32, dtype=torch.float32, device=dev)
+    aq = torch.empty(pairs, 2 * inter, dtype=torch.int8, device=dev)
+    as_ = torch.empty(pairs, inter // 32, dtype=torch.float32, device=dev)
+    part = torch.empty(pairs, hidden, dtype=torch.float32, device=dev)
     out = torch.empty_like(x)
+    table = decode_table(dev)
+    w1 = mlp1_blocks.view(torch.int32)
+    w2 = mlp2_blocks.view(torch.int32)
+    _quantize_kernel[(n_tokens,)](
+        x, xq, xs, K=hidden, G_PAD=triton.next_power_of_2(hidden // 32), num_warps=4
+    )
+    k_arg = {"K_SEL": k_sel} if routing else {}
     if x.is_cuda:
-        grid1 = lambda meta: (pairs, triton.cdiv(inter, meta["BLOCK_I"]))  # noqa: E731
-        _mlp1_tuned[grid1](
-            x, ids, mlp1_blocks, mlp1_scales, mlp1_bias, act, float(swiglu_limit),
-            H=hidden, INTER=inter, K_SEL=k_sel, USE_PRMT=use_prmt, **routing,
+        _mlp1_tuned[(pairs, inter // 32)](
+            xq.view(torch.int32), xs, ids, w1, mlp1_scales, mlp1_bias, aq, as_, table,
+            float(swiglu_limit), H=hidden, INTER=inter, K_SEL=k_sel, USE_ASM=use_asm, **routing,
         )  # fmt: skip
         grid2 = lambda meta: (pairs, triton.cdiv(hidden, meta["BLOCK_N"]))  # noqa: E731
         _mlp2_tuned[grid2](
-            act, ids, gates, mlp2_blocks, mlp2_scales, mlp2_bias, part,
-            H=hidden, INTER=inter, USE_PRMT=use_prmt, **routing, **_k(routing, k_sel),
+            aq.view(torch.int32), as_, ids, gates, w2, mlp2_scales, mlp2_bias, part, table,
+            H=hidden, INTER=inter, USE_ASM=use_asm, **routing, **k_arg,
         )  # fmt: skip
     else:  # the interpreter runs programs one by one: few, large programs are fastest
-        block_i = min(64, triton.next_power_of_2(inter))
-        block_n = min(64, triton.next_power_of_2(hidden))
-        block_g = min(8, triton.next_power_of_2(max(hidden, inter) // 32))
-        _mlp1_swiglu_kernel[(pairs, triton.cdiv(inter, block_i))](
-            x, ids, mlp1_blocks, mlp1_scales, mlp1_bias, act, float(swiglu_limit),
-            H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_I=block_i, BLOCK_G=block_g,
-            USE_PRMT=use_prmt, **routing,
+        block_g = min(8, triton.next_power_of_2(min(hidden, inter) // 32))
+        _mlp1_kernel[(pairs, inter // 32)](
+            xq.view(torch.int32), xs, ids, w1, mlp1_scales, mlp1_bias, aq, as_, table,
+            float(swiglu_limit), H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_G=block_g,
+            USE_ASM=use_asm, **routing,
         )  # fmt: skip
+        block_n = min(64, triton.next_power_of_2(hidden))
         _mlp2_kernel[(pairs, triton.cdiv(hidden, block_n))](
-            act, ids, gates, mlp2_blocks, mlp2_scales, mlp2_bias, part,
-            H=hidden, INTER=inter, BLOCK_N=block_n, BLOCK_G=block_g, USE_PRMT=use_prmt,
-            **routing, **_k(routing, k_sel),
+            aq.view(torch.int32), as_, ids, gates, w2, mlp2_scales, mlp2_bias, part, table,
+            H=hidden, INTER=inter, BLOCK_N=block_n, BLOCK_G=block_g, USE_ASM=use_asm,
+            **routing, **k_arg,
         )  # fmt: skip
     block = 1024 if x.is_cuda else triton.next_power_of_2(hidden)
     _combine_kernel[(n_tokens, triton.cdiv(hidden, block))](
         part, out, H=hidden, K_SEL=k_sel, BLOCK=block, num_warps=4
     )
     return out
-
-
-def _k(routing: dict, k_sel: int) -> dict:
-    return {"K_SEL": k_sel} if routing else {}
 
 
 def moe_experts_ref(
@@ -294,10 +340,10 @@ def moe_experts_ref(
     mlp2_scales: torch.Tensor,
     mlp2_bias: torch.Tensor,
     swiglu_limit: float,
-    use_prmt: bool | None = None,
+    use_asm: bool | None = None,
 ) -> torch.Tensor:
-    """Plain torch, float32 throughout, same signature (use_prmt is ignored)."""
-    del use_prmt
+    """Plain torch, float32 throughout, same signature (use_asm is ignored)."""
+    del use_asm
     w1 = dequantize_mxfp4(
         mlp1_blocks[expert_ids], mlp1_scales[expert_ids], torch.float32
     )  # [T, k, 2I, H]

@@ -1,4 +1,5 @@
-"""Decoding MXFP4 (e2m1 values, e8m0 scales) inside Triton kernels.
+"""Decoding MXFP4 (e2m1 values, e8m0 scales) to floats inside Triton kernels (prefill's grouped
+GEMM and the one-expert dequantiser; decode's GEMVs use the integer path of mxfp4_int8.py).
 
 Two decoders of one packed byte into its two values (low nibble first, as the checkpoint stores
 them), both exact:
@@ -12,8 +13,7 @@ them), both exact:
   0x40); the sign bits are moved onto the high bytes with two more permutes. Idea from the
   byte-permute decoders of llama.cpp's CUDA backend and Marlin's dequantizers (no code taken).
 
-The per-32 scale is applied after the 32 products are summed, in float32, so the values are
-never rounded: `scale_from_e8m0` builds 2^(s-127) from the exponent bits.
+`scale_from_e8m0` builds the per-32 scale 2^(s-127) from the exponent bits.
 """
 
 from __future__ import annotations
@@ -94,66 +94,3 @@ def fp4_pair(packed, USE_PRMT: tl.constexpr):
 def scale_from_e8m0(s):
     """uint8 e8m0 exponent -> float32 2^(s-127) (s = 0 gives 0, not 2^-127: never used)."""
     return (s.to(tl.int32) << 23).to(tl.float32, bitcast=True)
-
-
-@triton.jit
-def mxfp4_row_dot(
-    w_rows,  # pointer tensor [R, 1, 1]: first byte of each row's blocks
-    s_rows,  # pointer tensor [R, 1]: first scale of each row
-    row_mask,  # [R] bool
-    x_ptr,  # pointer to the activation row (K values, any float dtype)
-    K: tl.constexpr,
-    R: tl.constexpr,
-    BLOCK_G: tl.constexpr,
-    USE_PRMT: tl.constexpr,
-    PREFETCH: tl.constexpr = False,
-):
-    """Sum over k of W[r, k] * x[k] for R rows of one MXFP4 matrix, float32 [R].
-
-    Each step reads BLOCK_G scale groups of every row as a [R, BLOCK_G, 16] tile, so each thread
-    holds whole 16-byte groups: one 16-byte load, and the 32-product sum stays in its registers.
-    Group indices past the row end are clamped onto the last group (valid memory, so the loads
-    need no mask along K and stay vectorised) and their x is zero, so they add nothing.
-    x is read as (even, odd) pairs that line up with the low and high nibbles."""
-    n_groups: tl.constexpr = K // 32
-    group_offs = tl.arange(0, BLOCK_G)
-    byte_offs = tl.arange(0, 16)
-    row_mask3 = row_mask[:, None, None]
-    acc = tl.zeros([R, BLOCK_G], dtype=tl.float32)
-    # PREFETCH (an autotuned option): the next step's codes and scales are requested before this
-    # step's arithmetic, so a load stays in flight while the program decodes (Triton pipelines
-    # only loads that feed tl.dot). It costs registers, so on some shapes it loses.
-    if PREFETCH:
-        g_first = tl.minimum(group_offs, n_groups - 1)
-        packed = tl.load(w_rows + (g_first * 16)[None, :, None] + byte_offs[None, None, :],
-                         mask=row_mask3, other=0)  # fmt: skip
-        s = tl.load(s_rows + g_first[None, :], mask=row_mask[:, None], other=0)  # [R, BG]
-    for g0 in range(0, n_groups, BLOCK_G):
-        groups = g0 + group_offs  # [BG]
-        g_ok = groups < n_groups
-        g_safe = tl.minimum(groups, n_groups - 1)
-        if PREFETCH:
-            g_next = tl.minimum(groups + BLOCK_G, n_groups - 1)
-            packed_next = tl.load(w_rows + (g_next * 16)[None, :, None] + byte_offs[None, None, :],
-                                  mask=row_mask3, other=0)  # fmt: skip
-            s_next = tl.load(s_rows + g_next[None, :], mask=row_mask[:, None], other=0)
-        else:
-            packed = tl.load(w_rows + (g_safe * 16)[None, :, None] + byte_offs[None, None, :],
-                             mask=row_mask3, other=0)  # [R, BG, 16] uint8  # fmt: skip
-            s = tl.load(s_rows + g_safe[None, :], mask=row_mask[:, None], other=0)  # [R, BG]
-        xpair = tl.load(
-            x_ptr
-            + (g_safe * 32)[:, None, None]
-            + (2 * byte_offs)[None, :, None]
-            + tl.arange(0, 2)[None, None, :],
-            mask=g_ok[:, None, None],
-            other=0.0,
-        ).to(tl.float32)  # [BG, 16, 2]
-        x_even, x_odd = tl.split(xpair)  # [BG, 16]
-        lo, hi = fp4_pair(packed, USE_PRMT)  # [R, BG, 16]
-        part = tl.sum(lo * x_even[None, :, :] + hi * x_odd[None, :, :], axis=2)  # [R, BG]
-        acc += part * scale_from_e8m0(s)
-        if PREFETCH:
-            packed = packed_next
-            s = s_next
-    return tl.sum(acc, axis=1)

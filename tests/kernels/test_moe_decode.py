@@ -15,7 +15,7 @@ def _run(
     n_experts: int,
     n_tokens: int,
     k: int,
-    use_prmt: bool | None,
+    use_asm: bool | None,
 ) -> float:
     w = random_experts(n_experts, hidden, inter, device, seed=n_tokens)
     x = torch.randn(n_tokens, hidden, device=device).to(torch.bfloat16)
@@ -32,7 +32,7 @@ def _run(
         w.mlp2_bias,
         7.0,
     )
-    out = moe_experts(*args, use_prmt=use_prmt)
+    out = moe_experts(*args, use_asm=use_asm)
     ref = moe_experts_ref(*args)
     assert out.shape == ref.shape and out.dtype == torch.bfloat16
     return rel_err(out, ref)
@@ -40,7 +40,7 @@ def _run(
 
 def test_moe_decode_matches_reference_tiny(device: torch.device) -> None:
     # hidden 96 is not a multiple of the 8-group step on GPU: exercises the K mask too.
-    assert _run(device, hidden=96, inter=64, n_experts=4, n_tokens=2, k=2, use_prmt=None) < 1e-2
+    assert _run(device, hidden=96, inter=64, n_experts=4, n_tokens=2, k=2, use_asm=None) < 1e-2
 
 
 def test_moe_decode_rejects_bad_shapes(device: torch.device) -> None:
@@ -63,9 +63,9 @@ def test_moe_decode_rejects_bad_shapes(device: torch.device) -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("use_prmt", [False, True])
-def test_moe_decode_full_shape(use_prmt: bool) -> None:
-    err = _run(torch.device("cuda"), 2880, 2880, 32, 1, 4, use_prmt)
+@pytest.mark.parametrize("use_asm", [False, True])
+def test_moe_decode_full_shape(use_asm: bool) -> None:
+    err = _run(torch.device("cuda"), 2880, 2880, 32, 1, 4, use_asm)
     assert err < 1e-2
 
 
@@ -88,3 +88,15 @@ def test_moe_from_router_logits_matches_reference(device: torch.device) -> None:
     ref = moe_experts_ref(x, ids, gates, w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias,
                           w.mlp2_blocks, w.mlp2_scales, w.mlp2_bias, 7.0)  # fmt: skip
     assert rel_err(out, ref) < 1e-2
+
+
+@pytest.mark.gpu
+def test_moe_decode_asm_path_equals_integer_path() -> None:
+    """The byte-permute + dp4a path computes the same integers as the plain-op path."""
+    dev = torch.device("cuda")
+    w = random_experts(32, 2880, 2880, dev, seed=5)
+    x = torch.randn(2, 2880, device=dev).to(torch.bfloat16)
+    ids, gates = route(x, w, 4)
+    args = (x, ids, gates, w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias, w.mlp2_blocks,
+            w.mlp2_scales, w.mlp2_bias, 7.0)  # fmt: skip
+    assert torch.equal(moe_experts(*args, use_asm=True), moe_experts(*args, use_asm=False))

@@ -1,0 +1,222 @@
+"""MXFP4 rows times a fixed-point activation, in integer arithmetic (the decode GEMVs' core).
+
+Decoding fp4 into floats costs ~14 instructions a value in the float kernel (decode, convert,
+multiply, add, cross-thread sums), which made the expert GEMVs instruction-bound at ~1.2 TB/s.
+Here the products are integers:
+
+- Weights: an e2m1 code doubled is a small integer (0, 1, 2, 3, 4, 6, 8, 12 and negatives), so
+  two byte permutes (`prmt`) through a 16-entry table give four int8 weights, and a third picks
+  each byte's sign from the code's top bit. One 32-bit word of codes (8 values) becomes two
+  int8x4 words in about 11 integer instructions.
+- Activations: each group of 32 is stored as 16-bit fixed point split into two int8 halves,
+  x ~= step * (254 * hi + lo) with step = max|x| / (127 * 254). The error is at most
+  max|x| / 64,516 per value, below bf16's own rounding for all but values ~250x under the
+  group's largest, so this is not the fidelity loss of 8-bit activations (llama.cpp's q8_1).
+- Products: `dp4a` multiplies four int8 pairs and adds them to an int32: four per word (two
+  halves x two activation parts), exact, then one multiply-add joins hi and lo. A group's sum
+  is exact in int32 (|sum| <= 32 * 12 * 32,385 < 2^24), then scaled once in float32 by
+  step * 2^(e-128) (the e8m0 scale, halved for the doubled codes).
+
+About 2 instructions a value in all. The interpreter path (CI) computes the same integers with
+plain tensor ops. Ideas from llama.cpp's CUDA `get_int_from_table_16` + `dp4a` dot products
+and from Marlin's byte-permute dequantizers (no code taken).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+import triton.language as tl
+
+FIXED_POINT_HI = 254
+"""x ~= step * (254 * hi + lo): lo holds what hi's rounding left, to 1/254 of hi's step."""
+FIXED_HI = tl.constexpr(FIXED_POINT_HI)
+
+_DECODE_DOT = tl.constexpr("""
+{
+.reg .b32 m, s, m2, s2, p, n, a, b, lo, hi;
+and.b32 m, $1, 0x77777777;
+shr.b32 s, $1, 1;
+and.b32 s, s, 0x44444444;
+or.b32 s, s, 0x32103210;
+shr.b32 m2, m, 16;
+shr.b32 s2, s, 16;
+prmt.b32 p, $6, $7, m;
+prmt.b32 n, $8, $9, m;
+prmt.b32 a, p, n, s;
+prmt.b32 p, $6, $7, m2;
+prmt.b32 n, $8, $9, m2;
+prmt.b32 b, p, n, s2;
+dp4a.s32.s32 lo, a, $4, 0;
+dp4a.s32.s32 lo, b, $5, lo;
+dp4a.s32.s32 hi, a, $2, 0;
+dp4a.s32.s32 hi, b, $3, hi;
+mad.lo.s32 $0, hi, 254, lo;
+}
+""")
+
+
+DECODE_TABLE = (0x03020100, 0x0C080604, 0xFDFEFF00 - 2**32, 0xF4F8FAFC - 2**32)
+"""Doubled e2m1 values as int8 bytes: codes 0-3, 4-7 (0 1 2 3 4 6 8 12), then 8-15 negated."""
+
+
+@functools.cache
+def decode_table(device: torch.device) -> torch.Tensor:
+    """`DECODE_TABLE` on `device` (int32 [4]). Kernels load it rather than take it as constants:
+    ptxas would re-materialise constant table words before every permute (+4 instructions a
+    word); loaded ones stay in registers. Built before any graph capture (the eager first step)."""
+    return torch.tensor(DECODE_TABLE, dtype=torch.int32, device=device)
+
+
+@triton.jit
+def load_decode_table(table_ptr, shape):
+    """The four table words, each as a tensor of `shape` (one register per thread)."""
+    zero = tl.zeros(shape, dtype=tl.int32)
+    return (zero + tl.load(table_ptr), zero + tl.load(table_ptr + 1),
+            zero + tl.load(table_ptr + 2), zero + tl.load(table_ptr + 3))  # fmt: skip
+
+
+@triton.jit
+def fp4_word_dot_asm(words, hi_a, hi_b, lo_a, lo_b, pos_lo, pos_hi, neg_lo, neg_hi):
+    """int32 words of 8 fp4 codes (low nibble first) . fixed-point x -> int32 sums (GPU).
+
+    hi_a/hi_b, lo_a/lo_b: the int8x4 words of x's hi and lo parts for the word's first and last
+    four values; pos_*/neg_*: `DECODE_TABLE`. Returns the sum over the 8 values of
+    (2 * w) * (254 * hi + lo)."""
+    return tl.inline_asm_elementwise(
+        asm=_DECODE_DOT,
+        constraints="=r,r,r,r,r,r,r,r,r,r",
+        args=[words, hi_a, hi_b, lo_a, lo_b, pos_lo, pos_hi, neg_lo, neg_hi],
+        dtype=tl.int32,
+        is_pure=True,
+        pack=1,
+    )
+
+
+@triton.jit
+def fp4_doubled(codes):
+    """e2m1 codes (int32, 0..15) -> twice their value, as int32 (exact)."""
+    mag = codes & 7
+    value = tl.where(mag < 4, mag, tl.where(mag < 6, 2 * mag - 4, 4 * mag - 16))
+    return tl.where(codes >= 8, -value, value)
+
+
+@triton.jit
+def e8m0_half_scale(s):
+    """uint8 e8m0 exponent -> float32 2^(s-128): the scale of a doubled code (0 for s <= 1)."""
+    return (tl.maximum(s.to(tl.int32) - 1, 0) << 23).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def mxfp4_fixed_row_dot(
+    w_rows,  # pointer tensor [R, 1] (int32 view): first word of each row
+    s_rows,  # pointer tensor [R, 1] (uint8): first scale of each row
+    row_mask,  # [R] bool
+    xq_ptr,  # int32 [K / 2]: x in fixed point, interleaved per code word (`fixed_x_offsets`)
+    xs_ptr,  # float32 [K / 32]: each group's step
+    table_ptr,  # int32 [4]: `decode_table` (read only by the GPU path)
+    K: tl.constexpr,
+    R: tl.constexpr,
+    BLOCK_G: tl.constexpr,
+    USE_ASM: tl.constexpr,
+    PIPE: tl.constexpr = 0,
+):
+    """Sum over k of W[r, k] * x[k] for R rows of one MXFP4 matrix, float32 [R].
+
+    A step covers BLOCK_G groups of 32 as an [R, 4 * BLOCK_G] tile of int32 code words,
+    contiguous along each row (coalesced 16-byte loads, four words = one group per thread), and
+    every activation word a thread loads serves all the rows it holds. Whole groups left over
+    (2880 = 90 groups: 11 steps of 8, then 2) go through a narrower tile."""
+    n_groups: tl.constexpr = K // 32
+    MAIN: tl.constexpr = n_groups - n_groups % BLOCK_G  # groups covered by full steps
+    acc = tl.zeros([R], dtype=tl.float32)
+    if PIPE == 1 and MAIN > 0:
+        # The next step's codes are requested before this step's arithmetic, so a load is
+        # always in flight (Triton pipelines only loads that feed tl.dot by itself).
+        packed = _load_codes(w_rows, row_mask, 0, BLOCK_G)
+        for g0 in range(0, MAIN, BLOCK_G):
+            following = _load_codes(w_rows, row_mask, tl.minimum(g0 + BLOCK_G, MAIN - BLOCK_G),
+                                    BLOCK_G)  # fmt: skip
+            acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
+                               BLOCK_G, USE_ASM)  # fmt: skip
+            packed = following
+    elif PIPE > 1 and MAIN > 0:
+        for g0 in tl.range(0, MAIN, BLOCK_G, num_stages=PIPE):
+            packed = _load_codes(w_rows, row_mask, g0, BLOCK_G)
+            acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
+                               BLOCK_G, USE_ASM)  # fmt: skip
+    else:
+        for g0 in range(0, MAIN, BLOCK_G):
+            packed = _load_codes(w_rows, row_mask, g0, BLOCK_G)
+            acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
+                               BLOCK_G, USE_ASM)  # fmt: skip
+    TAIL: tl.constexpr = n_groups - MAIN
+    if TAIL > 0:
+        TAIL_G: tl.constexpr = TAIL & -TAIL  # largest power of two dividing the tail
+        for g0 in range(MAIN, n_groups, TAIL_G):
+            tail_codes = _load_codes(w_rows, row_mask, g0, TAIL_G)
+            acc += _group_sums(tail_codes, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
+                               TAIL_G, USE_ASM)  # fmt: skip
+    return acc
+
+
+@triton.jit
+def _load_codes(w_rows, row_mask, g0, BG: tl.constexpr):
+    """int32 [R, 4 BG]: the code words of groups g0 .. g0+BG-1 of every row."""
+    words = g0 * 4 + tl.arange(0, 4 * BG)
+    return tl.load(w_rows + words[None, :], mask=row_mask[:, None], other=0)
+
+
+@triton.jit
+def _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K: tl.constexpr,
+                R: tl.constexpr, BG: tl.constexpr, USE_ASM: tl.constexpr):  # fmt: skip
+    """float32 [R]: each row's products over groups g0 .. g0+BG-1 (codes `packed`), scaled."""
+    words = g0 * 4 + tl.arange(0, 4 * BG)  # code word index along the row
+    if USE_ASM:
+        x4 = tl.load(xq_ptr + (4 * words)[:, None] + tl.arange(0, 4)[None, :])  # [4BG, 4]
+        hi, lo = tl.split(tl.reshape(x4, [4 * BG, 2, 2]).permute(0, 2, 1))
+        hi_a, hi_b = tl.split(hi)
+        lo_a, lo_b = tl.split(lo)
+        pos_lo, pos_hi, neg_lo, neg_hi = load_decode_table(table_ptr, [R, 4 * BG])
+        sums = fp4_word_dot_asm(packed, hi_a[None, :], hi_b[None, :], lo_a[None, :], lo_b[None, :],
+                                pos_lo, pos_hi, neg_lo, neg_hi)  # fmt: skip
+    else:
+        nib = tl.arange(0, 8)
+        codes = (packed[:, :, None] >> (4 * nib)[None, None, :]) & 15  # [R, 4BG, 8]
+        xb = xq_ptr.to(tl.pointer_type(tl.int8), bitcast=True)
+        at = (16 * words)[:, None] + nib[None, :]  # [4BG, 8]: hi bytes (`fixed_x_offsets`)
+        xq = FIXED_HI * tl.load(xb + at).to(tl.int32) + tl.load(xb + at + 8).to(tl.int32)
+        sums = tl.sum(fp4_doubled(codes) * xq[None, :, :], axis=2)  # [R, 4BG]
+    isum = tl.sum(tl.reshape(sums, [R, BG, 4]), axis=2)  # [R, BG], exact
+    groups = g0 + tl.arange(0, BG)
+    scale = tl.load(s_rows + groups[None, :], mask=row_mask[:, None], other=0)  # [R, BG] uint8
+    step = tl.load(xs_ptr + groups)  # [BG]
+    return tl.sum(isum.to(tl.float32) * (e8m0_half_scale(scale) * step[None, :]), axis=1)
+
+
+@triton.jit
+def fixed_x_offsets(k):
+    """Where value k's hi byte goes in the interleaved layout (its lo byte is 8 further on):
+    code word j = k // 8 reads x words 4j .. 4j+3 = (hi of values 8j..8j+3, hi of 8j+4..8j+7,
+    lo of 8j..8j+3, lo of 8j+4..8j+7), so one 16-byte load per code word feeds its dp4a's."""
+    return 16 * (k // 8) + k % 8
+
+
+@triton.jit
+def quantize_fixed(values, group_ok):
+    """float32 [G, 32] -> (hi int8 [G, 32], lo int8 [G, 32], step float32 [G]) with
+    values ~= step * (254 * hi + lo); `group_ok` [G] masks groups out (step 1, zeros)."""
+    amax = tl.max(tl.abs(values), axis=1)  # [G]
+    unit = tl.where(group_ok & (amax > 0), amax / 127.0, 1.0)  # hi's step
+    hi = _round(values / unit[:, None])
+    rest = values - hi * unit[:, None]
+    lo = _round(rest * (FIXED_HI / unit[:, None]))
+    return hi.to(tl.int8), lo.to(tl.int8), unit / FIXED_HI
+
+
+@triton.jit
+def _round(v):
+    """Round half away from zero (the interpreter and the GPU agree on it)."""
+    return tl.where(v >= 0, tl.floor(v + 0.5), -tl.floor(-v + 0.5))
