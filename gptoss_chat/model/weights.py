@@ -67,16 +67,21 @@ class LayerWeights:
 
 @dataclass
 class ModelWeights:
-    embedding: torch.Tensor  # [V, H] bf16
+    embedding: torch.Tensor  # [V, H] bf16; on the host by default when the rest is on a GPU
     layers: list[LayerWeights]
     norm: torch.Tensor  # [H] float32
     unembedding: torch.Tensor  # [V, H] bf16
 
-    def nbytes(self) -> int:
+    def nbytes(self, device_type: str | None = None) -> int:
+        """Bytes of all weights, or of those on devices of `device_type` ("cuda", "cpu")."""
         tensors = [self.embedding, self.norm, self.unembedding]
         for layer in self.layers:
             tensors += [*vars(layer).values(), *vars(layer.experts).values()]
-        return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+        return sum(
+            t.numel() * t.element_size()
+            for t in tensors
+            if isinstance(t, torch.Tensor) and device_type in (None, t.device.type)
+        )
 
 
 def find_checkpoint(model_dir: str | os.PathLike[str]) -> CheckpointInfo:
@@ -223,10 +228,14 @@ def load_weights(
     progress: ProgressCallback | None = None,
     *,
     dtype: torch.dtype = torch.bfloat16,
+    embedding_on_host: bool = False,
 ) -> ModelWeights:
     """Validate, then stream every tensor to `device` one by one (MXFP4 stays packed).
 
-    `dtype` is the activation/weight dtype (bf16; float32 only for exact parity checks)."""
+    `dtype` is the activation/weight dtype (bf16; float32 only for exact parity checks).
+    `embedding_on_host` keeps the embedding table in host memory, as a copy that owns its pages
+    (not the file mapping, which the kernel could evict): a forward reads only T of its rows
+    (`Transformer.embed`)."""
     specs, entries = validate(info)
     total = sum(entries[s.name].nbytes for s in specs)
     loaded = 0
@@ -238,7 +247,10 @@ def load_weights(
         for spec in specs:
             entry = entries[spec.name]
             mapped = files[entry.file].tensor(entry)
-            tensor = mapped.to(device, _target_dtype(spec, dtype))
+            if embedding_on_host and spec.target == "embedding.weight":
+                tensor = mapped.to(_target_dtype(spec, dtype), copy=True)
+            else:
+                tensor = mapped.to(device, _target_dtype(spec, dtype))
             if tensor.data_ptr() != mapped.data_ptr():
                 files[entry.file].release(entry)  # copied: drop the host pages
             parts.setdefault(spec.target, []).append(tensor)
