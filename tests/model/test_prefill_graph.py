@@ -127,7 +127,7 @@ def test_padded_generator_matches_the_plain_one_over_turns(micro_checkpoint: Pat
         assert outputs[0] == outputs[1], turn
         assert plain.last_stats.cached_tokens == pads.last_stats.cached_tokens
         prompt = prompt + outputs[0] + new
-    rollback = prompt[: len(prompt) - 4] + [408, 409, 410]  # Harmony drops a turn's analysis
+    rollback = [*prompt[: len(prompt) - 4], 408, 409, 410]  # Harmony drops a turn's analysis
     one = SamplingOptions(temperature=0, max_tokens=1)  # no decode step after the prefill
     results = [list(g.generate(rollback, stop_tokens=(), sampling=one)) for g in (plain, pads)]
     assert results[0] == results[1]
