@@ -33,7 +33,13 @@ from gptoss_chat.model.weights import ProgressCallback, find_checkpoint, load_we
 
 DEFAULT_PREFILL_CHUNK = 1024
 WORKSPACE_BYTES = {"cuda": 4 * 1024**3, "cpu": 1024**3}
-"""Memory kept free beside weights and KV cache for activations and decoded experts."""
+"""Memory kept free beside weights and KV cache for activations and decoded experts (the torch
+table decodes experts to bf16 and holds up to 512 MiB of attention scores per call)."""
+TRITON_WORKSPACE_BYTES = 1024**3
+"""The same for the Triton table on a GPU: it decodes no expert to bf16 and builds no score
+matrix, so a 1024-token chunk needs a few hundred MB (activations, the grouped MoE's per-pair
+partials, graph pools, cuBLAS workspace; benchmarks/engine.py measures it as
+peak_gib_full_context_default_chunk). 4 GiB would cost the full context on a 16 GB card."""
 CONTEXT_GRANULE = 1024
 
 
@@ -229,16 +235,22 @@ def free_memory(device: torch.device) -> int:
 
 
 def choose_context(
-    config: ModelConfig, requested: int | None, device: torch.device
+    config: ModelConfig,
+    requested: int | None,
+    device: torch.device,
+    workspace: int | None = None,
 ) -> tuple[int, str]:
     """The KV cache context: `requested`, else the model's full context if it fits, else the
-    largest multiple of 1024 that fits; with a note when it was shrunk."""
+    largest multiple of 1024 that fits beside `workspace` bytes (default: WORKSPACE_BYTES of
+    the device type); with a note when it was shrunk."""
     maximum = config.max_context_length
     if requested is not None:
         if not 1 <= requested <= maximum:
             raise GeneratorError(f"--context must be between 1 and {maximum} for this model")
         return requested, ""
-    budget = free_memory(device) - WORKSPACE_BYTES.get(device.type, WORKSPACE_BYTES["cpu"])
+    if workspace is None:
+        workspace = WORKSPACE_BYTES.get(device.type, WORKSPACE_BYTES["cpu"])
+    budget = free_memory(device) - workspace
     if cache_bytes(config, maximum) <= budget:
         return maximum, ""
     context = maximum
@@ -294,7 +306,9 @@ def load_generator(
     weights = load_weights(info, device, progress, dtype=dtype, embedding_on_host=embedding_on_host)
     for layer in weights.layers:
         layer.experts = ops.prepare_experts(layer.experts)
-    size, note = choose_context(info.config, context, device)
+    triton = device.type == "cuda" and ops.name == "triton"
+    workspace = TRITON_WORKSPACE_BYTES if triton else None
+    size, note = choose_context(info.config, context, device, workspace)
     cache = KVCache(info.config, size, device, sliding_slack=sliding_slack, dtype=dtype)
     model = Transformer(info.config, weights, ops, size)
     name = f"local {model_label(info.config)} ({device.type}, {ops.name})"
