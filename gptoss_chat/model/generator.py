@@ -35,11 +35,13 @@ DEFAULT_PREFILL_CHUNK = 1024
 WORKSPACE_BYTES = {"cuda": 4 * 1024**3, "cpu": 1024**3}
 """Memory kept free beside weights and KV cache for activations and decoded experts (the torch
 table decodes experts to bf16 and holds up to 512 MiB of attention scores per call)."""
-TRITON_WORKSPACE_BYTES = 1024**3
+TRITON_WORKSPACE_BYTES = 512 * 1024**2
 """The same for the Triton table on a GPU: it decodes no expert to bf16 and builds no score
-matrix, so a 1024-token chunk needs a few hundred MB (activations, the grouped MoE's per-pair
-partials, graph pools, cuBLAS workspace; benchmarks/engine.py measures it as
-peak_gib_full_context_default_chunk). 4 GiB would cost the full context on a 16 GB card."""
+matrix, so a 1024-token chunk needs an estimated 0.3 GB (activations, the grouped MoE's per-pair
+partials, the graphs' pools, cuBLAS workspace; benchmarks/engine.py measures it as
+transient_reserved of peak_gib_full_context_default_chunk). On a 16 GB card (about 15.5 GiB
+free) the 20b weights leave 3.8 GiB: the full context's 3.19 GiB of KV fits beside 0.5 GiB, not
+beside 1 GiB."""
 CONTEXT_GRANULE = 1024
 
 
