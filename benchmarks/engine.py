@@ -112,6 +112,8 @@ def worker_ours(root: Path, quick: bool) -> None:
     graphs, gen.prefill_graphs = gen.prefill_graphs, None
     _second_turn(gen, "second_turn_ttft_ms_eager")  # the same without the prefill graphs
     gen.prefill_graphs = graphs
+    if graphs is None or graphs.capture_error:
+        emit("ours", "prefill_graphs_off", graphs.capture_error if graphs else "not built")
     emit("ours", "peak_gib", peak_gib(), context=gen.context_length, prefill_chunk=8192)
     _profile_decode(gen)
 

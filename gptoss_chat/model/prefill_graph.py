@@ -66,6 +66,9 @@ class PrefillGraphs:
         self._buckets: dict[int, _Bucket] = {}
         self._pool: tuple[int, int] | None = None
         """One memory pool for all buckets' graphs: they never run concurrently."""
+        self.capture_error: str | None = None
+        """Why capturing failed (an op that syncs, on some torch version); then chunks keep
+        running eagerly, padded, instead of failing the user's turn."""
 
     def bucket_for(self, n_tokens: int, offset: int) -> int | None:
         """The rows a chunk of n_tokens at position `offset` runs padded to; None: run it
@@ -114,6 +117,12 @@ class PrefillGraphs:
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool):
-            bucket.logits = self._forward(bucket)  # recorded, not run: the cache is untouched
+        try:
+            with torch.cuda.graph(graph, pool=self._pool):
+                bucket.logits = self._forward(bucket)  # recorded, not run: the cache is untouched
+        except RuntimeError as exc:
+            self.capture, self.capture_error = False, f"{type(exc).__name__}: {exc}"
+            bucket.logits = None
+            torch.cuda.synchronize(self.model.device)
+            return
         bucket.graph = graph

@@ -69,6 +69,7 @@ def test_graph_prefill_equals_eager(tiny_checkpoints: dict[Layout, Path]) -> Non
             assert (logits[0] - logits[2]).abs().max() < 0.1
             for g in generators:
                 assert int(g.cache.offset) == len(g.cache.tokens)
+    assert graphed.prefill_graphs is not None and graphed.prefill_graphs.capture_error is None
     bucket = graphed.prefill_graphs._buckets[16]
     assert bucket.graph is not None  # captured at the first chunk, replayed by the next two
     end = len(graphed.cache.tokens)
@@ -90,5 +91,5 @@ def test_graph_prefill_greedy_turns_with_prefix_reuse(tiny_checkpoints: dict[Lay
         assert outputs[0] == outputs[1]
         assert graphed.last_stats.cached_tokens == padded.last_stats.cached_tokens
         prompt = prompt + outputs[0] + new
-    assert graphed.prefill_graphs is not None
+    assert graphed.prefill_graphs is not None and graphed.prefill_graphs.capture_error is None
     assert graphed.prefill_graphs._buckets[16].graph is not None
