@@ -248,7 +248,7 @@ def load_weights(
             entry = entries[spec.name]
             mapped = files[entry.file].tensor(entry)
             if embedding_on_host and spec.target == "embedding.weight":
-                tensor = mapped.to(_target_dtype(spec, dtype), copy=True)
+                tensor = _host_copy(mapped, files[entry.file], entry, _target_dtype(spec, dtype))
             else:
                 tensor = mapped.to(device, _target_dtype(spec, dtype))
             if tensor.data_ptr() != mapped.data_ptr():
@@ -265,6 +265,26 @@ def load_weights(
     except (OSError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"reading {info.folder} failed: {exc}") from exc
     return _assemble(info.config, params)
+
+
+HOST_COPY_SLICE_BYTES = 64 * 1024**2
+
+
+def _host_copy(
+    mapped: torch.Tensor, file: MappedFile, entry: TensorEntry, dtype: torch.dtype
+) -> torch.Tensor:
+    """An owned host copy of a mapped [rows, ...] tensor, made a slice at a time with each
+    slice's file pages dropped once copied: host memory peaks near the copy plus one slice
+    instead of twice the tensor (1.16 GB for the 20b embedding table)."""
+    out = torch.empty(mapped.shape, dtype=dtype)
+    rows = mapped.shape[0]
+    row_bytes = entry.nbytes // max(rows, 1)
+    step = max(1, HOST_COPY_SLICE_BYTES // max(row_bytes, 1))
+    for first in range(0, rows, step):
+        count = min(step, rows - first)
+        out[first : first + count].copy_(mapped[first : first + count])
+        file.release_range(entry.offset + first * row_bytes, count * row_bytes)
+    return out
 
 
 def _target_dtype(spec: TensorSpec, dtype: torch.dtype) -> torch.dtype:
