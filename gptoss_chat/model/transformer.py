@@ -22,6 +22,9 @@ from gptoss_chat.model.kv_cache import KVCache
 from gptoss_chat.model.ops import Ops
 from gptoss_chat.model.weights import LayerWeights, ModelWeights
 
+EMBED_SLICE_ROWS = 1024
+"""Rows gathered on the host per pinned block when the embedding table lives there."""
+
 
 def rope_tables(
     config: ModelConfig, positions: int, device: torch.device
@@ -58,6 +61,19 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.cat((first * cos - second * sin, second * cos + first * sin), dim=-1)
 
 
+def gather_host_rows(
+    table: torch.Tensor, ids: torch.Tensor, out: torch.Tensor, *, pin: bool
+) -> torch.Tensor:
+    """out[i] = table[ids[i]] for a host table and host ids, staged EMBED_SLICE_ROWS rows at a
+    time (in pinned memory when `pin`) and copied without blocking; returns out."""
+    for first in range(0, ids.shape[0], EMBED_SLICE_ROWS):
+        piece = ids[first : first + EMBED_SLICE_ROWS]
+        staged = torch.empty((piece.shape[0], table.shape[1]), dtype=table.dtype, pin_memory=pin)
+        torch.index_select(table, 0, piece, out=staged)
+        out[first : first + piece.shape[0]].copy_(staged, non_blocking=True)
+    return out
+
+
 class Transformer:
     """Weights + ops + rotary tables; `forward` runs tokens through and fills the KV cache
     (`embed`, then `forward_hidden`)."""
@@ -84,20 +100,19 @@ class Transformer:
         model's device; written into `out` (a CUDA graph's static input) when given.
 
         A CUDA engine keeps the table on the host by default (1.16 GB of GPU memory saved at 20b
-        size): the rows are gathered there into pinned memory and copied in one asynchronous
-        transfer. The pinned block comes from torch's caching host allocator, which does not
-        hand it out again before that copy has finished."""
+        size): the rows are gathered there into pinned memory, at most EMBED_SLICE_ROWS at a
+        time, each slice copied asynchronously while the next is gathered. The pinned blocks
+        come from torch's caching host allocator, which hands a block out again only after its
+        copy has finished; slices keep them small enough to be reused across calls instead of
+        allocating (slowly) a new one for each long prompt."""
         table = self.weights.embedding
         ids = torch.as_tensor(tokens, dtype=torch.int64)
         if table.device == self.device:
             rows = table[ids.to(self.device)]
             return rows if out is None else out.copy_(rows)
-        staged = torch.empty((ids.shape[0], table.shape[1]), dtype=table.dtype,
-                             pin_memory=self.device.type == "cuda")  # fmt: skip
-        torch.index_select(table, 0, ids.cpu(), out=staged)
         if out is None:
-            return staged.to(self.device, non_blocking=True)
-        return out.copy_(staged, non_blocking=True)
+            out = torch.empty((ids.shape[0], table.shape[1]), dtype=table.dtype, device=self.device)
+        return gather_host_rows(table, ids.cpu(), out, pin=self.device.type == "cuda")
 
     def forward(
         self, tokens: torch.Tensor | Sequence[int], cache: KVCache, *, all_logits: bool = False

@@ -53,6 +53,18 @@ def test_embed_then_forward_hidden_is_forward(micro_checkpoint: Path) -> None:
     assert int(cache.offset) == len(HISTORY)
 
 
+def test_host_rows_are_gathered_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path of a host table on a GPU engine (unpinned here): slices of 4 rows."""
+    from gptoss_chat.model import transformer
+
+    monkeypatch.setattr(transformer, "EMBED_SLICE_ROWS", 4)
+    table = torch.randn(50, 6).to(torch.bfloat16)
+    ids = torch.tensor([3, 49, 0, 3, 7, 8, 9, 10, 11, 12, 13])  # 11 rows: slices of 4, 4, 3
+    out = torch.full((11, 6), float("nan"), dtype=torch.bfloat16)
+    assert transformer.gather_host_rows(table, ids, out, pin=False) is out
+    assert torch.equal(out, table[ids])
+
+
 def _kv(cache: KVCache, layer: int, position: int) -> torch.Tensor:
     slot = position % cache.slots[layer]
     return torch.cat([cache.k[layer][slot], cache.v[layer][slot]])
