@@ -223,6 +223,9 @@ def random_weights_on_gpu(config, seed: int = 0, device: str = "cuda"):  # -> Mo
         return blocks, (127 + exponent + jitter).to(torch.uint8)
 
     hidden, qkv = c.hidden_size, c.qkv_dim
+    # the embedding table on the host, as load_generator keeps it on a GPU; drawn first so the
+    # GPU block it passes through is reused by the layers instead of adding to the peak
+    embedding = normal(c.vocab_size, hidden, std=1.0).cpu()
     layers = []
     for _ in range(c.num_hidden_layers):
         b1, s1 = fp4(2 * c.intermediate_size, hidden)
@@ -243,8 +246,8 @@ def random_weights_on_gpu(config, seed: int = 0, device: str = "cuda"):  # -> Mo
             out_weight=normal(hidden, q_dim, std=q_dim**-0.5), out_bias=normal(hidden, std=0.1),
             mlp_norm=normal(hidden, std=0.1, mean=1.0, dtype=torch.float32), experts=experts,
         ))  # fmt: skip
-    return ModelWeights(  # the embedding table on the host, as load_generator keeps it on a GPU
-        embedding=normal(c.vocab_size, hidden, std=1.0).cpu(), layers=layers,
+    return ModelWeights(
+        embedding=embedding, layers=layers,
         norm=normal(hidden, std=0.1, mean=1.0, dtype=torch.float32),
         unembedding=normal(c.vocab_size, hidden, std=hidden**-0.5),
     )  # fmt: skip
