@@ -20,8 +20,10 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
 TABLE_BYTES = TINY.vocab_size * TINY.hidden_size * 2
-FOLLOW_UPS = ([3575, 553, 261], [29186, 13, 200007, 200006, 1428, 200008, 13225], [11, 1495])
-"""Follow-up turns of 3 to 9 new tokens (with the last answer token): all in the 16-row bucket."""
+FOLLOW_UPS = ([3575, 553, 261], [29186, 13, 200007, 200006, 1428, 200008, 13225], [11, 1495],
+              [200007, 200006, 173781, 31, 5])  # fmt: skip
+"""Follow-ups of 2 to 7 ids; each turn prefills them with the last answer token: all in the
+16-row bucket, which the second turn captures and the later ones replay."""
 
 
 def engine(path: Path, **kwargs) -> LocalGenerator:
