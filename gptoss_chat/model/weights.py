@@ -235,7 +235,9 @@ def load_weights(
     `dtype` is the activation/weight dtype (bf16; float32 only for exact parity checks).
     `embedding_on_host` keeps the embedding table in host memory, as a copy that owns its pages
     (not the file mapping, which the kernel could evict): a forward reads only T of its rows
-    (`Transformer.embed`)."""
+    (`Transformer.embed`). The copy is not pinned: the rows reach the GPU from small pinned
+    staging blocks, and torch's pinned allocator would round the table up to 2 GiB of locked
+    memory (it allocates powers of two)."""
     specs, entries = validate(info)
     total = sum(entries[s.name].nbytes for s in specs)
     loaded = 0
