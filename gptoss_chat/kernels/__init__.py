@@ -9,7 +9,8 @@ full shapes on a GPU); numbers: docs/BENCHMARKS.md.
 
 `build_ops` is the hook `gptoss_chat.model.ops.select_ops` looks for: it returns the torch table
 with the entries these kernels implement replaced. Every replaced entry is graph-safe at T == 1
-(no host sync, static launch shapes), so the generator may capture decode as a CUDA graph.
+(no host sync, static launch shapes), so the generator may capture decode as a CUDA graph; so is
+every entry at 16 to 128 tokens (short prefill chunks, `model/prefill_graph.py`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
         "rope_cache": rope_cache,
     }
     guarded = {name: _bf16_only(fn, getattr(base, name)) for name, fn in kernels.items()}
-    return replace(base, name="triton", graph_safe_decode=True, **guarded)
+    return replace(base, name="triton", graph_safe_decode=True, graph_safe_prefill=True, **guarded)
 
 
 def _bf16_only(kernel: Callable[..., Any], fallback: Callable[..., Any]) -> Callable[..., Any]:

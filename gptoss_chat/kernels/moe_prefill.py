@@ -1,12 +1,12 @@
 """MXFP4 mixture-of-experts for prefill: tokens grouped by expert, fp4 decoded inside the GEMM.
 
-The (token, slot) pairs are sorted by expert on the device (argsort, bincount, cumsum: no host
-sync, so a chunk never waits for the CPU). Each expert's pairs are cut into tiles of BLOCK_M
-rows; program (tile, column block) finds its expert from the tile offsets, gathers its tokens'
-activations and multiplies them by the expert's weight, decoding each [columns, BLOCK_K] slice
-of packed fp4 + e8m0 scales to bf16 in registers just before `tl.dot`: no bf16 copy of any
-expert is ever written. The launch grid is static (every possible tile; programs past the last
-tile return at once).
+The (token, slot) pairs are sorted by expert on the device (argsort, scatter_add, cumsum: no
+host sync, so a chunk never waits for the CPU and short chunks can be CUDA graphs). Each
+expert's pairs are cut into tiles of BLOCK_M rows; program (tile, column block) finds its expert
+from the tile offsets, gathers its tokens' activations and multiplies them by the expert's
+weight, decoding each [columns, BLOCK_K] slice of packed fp4 + e8m0 scales to bf16 in registers
+just before `tl.dot`: no bf16 copy of any expert is ever written. The launch grid is static
+(every possible tile; programs past the last tile return at once).
 
 1. `_grouped_mlp1_kernel`: act = swiglu(x W1_e^T + b1_e) for a tile of pairs, bf16 [P, I] in
    sorted order.
@@ -207,7 +207,10 @@ def moe_grouped(
     pairs = n_tokens * k_sel
     flat = expert_ids.reshape(-1)
     order = torch.argsort(flat, stable=True)  # [P]
-    counts = torch.bincount(flat, minlength=n_experts)  # [E]
+    # not torch.bincount: on CUDA it reads the largest id on the host (a sync, and an error
+    # inside a CUDA graph capture)
+    counts = torch.zeros(n_experts, dtype=torch.int64, device=x.device)
+    counts.scatter_add_(0, flat, torch.ones_like(flat))  # [E]
     ends = torch.cumsum(counts, 0)
     starts = ends - counts
     cuda = x.is_cuda

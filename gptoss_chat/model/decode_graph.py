@@ -2,7 +2,8 @@
 
 The KV buffers are static and the position lives on the device (`KVCache.offset`, advanced by
 the forward itself), so one captured forward serves every later step: the host writes the new
-token id into a static input, replays, and reads the static logits. The first step runs eagerly
+token's embedded row into a static input (the embedding lookup stays outside the graph, since the
+table may live in host memory), replays, and reads the static logits. The first step runs eagerly
 so that every kernel is compiled and every autotuner has chosen its blocks before capture (a
 capture records launches, it runs nothing). Follows `TokenGenerator` in gpt-oss
 `triton/model.py` and gpt-fast's `decode_one_token` under `torch.compile(mode="reduce-overhead")`.
@@ -22,18 +23,20 @@ class DecodeGraph:
     def __init__(self, model: Transformer, cache: KVCache) -> None:
         self.model = model
         self.cache = cache
-        self.token = torch.zeros(1, dtype=torch.int64, device=model.device)  # static input
+        hidden = model.config.hidden_size
+        self.hidden = torch.zeros(1, hidden, dtype=model.dtype, device=model.device)
+        """Static input: the embedded row of the token to forward."""
         self.logits: torch.Tensor | None = None  # static output [1, V]
         self.graph: torch.cuda.CUDAGraph | None = None
         self.eager_steps = 0
 
     def step(self, token: int) -> torch.Tensor:
         """Forward one token at cache.offset; returns logits [1, V] (valid until the next step)."""
-        self.token.fill_(token)
+        self.model.embed([token], out=self.hidden)
         if self.graph is None:
             if self.eager_steps == 0:
                 self.eager_steps += 1
-                return self.model.forward(self.token, self.cache)
+                return self.model.forward_hidden(self.hidden, self.cache)
             self._capture()
         assert self.graph is not None and self.logits is not None
         self.graph.replay()
@@ -43,5 +46,5 @@ class DecodeGraph:
         torch.cuda.synchronize(self.model.device)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self.logits = self.model.forward(self.token, self.cache)
+            self.logits = self.model.forward_hidden(self.hidden, self.cache)
         self.graph = graph

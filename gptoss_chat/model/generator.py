@@ -27,12 +27,21 @@ from gptoss_chat.model.config import GPT_OSS_20B, GPT_OSS_120B, ModelConfig
 from gptoss_chat.model.decode_graph import DecodeGraph
 from gptoss_chat.model.kv_cache import DEFAULT_SLIDING_SLACK, KVCache, cache_bytes
 from gptoss_chat.model.ops import BackendUnavailableError, select_ops
+from gptoss_chat.model.prefill_graph import PrefillGraphs
 from gptoss_chat.model.transformer import Transformer
 from gptoss_chat.model.weights import ProgressCallback, find_checkpoint, load_weights
 
 DEFAULT_PREFILL_CHUNK = 1024
 WORKSPACE_BYTES = {"cuda": 4 * 1024**3, "cpu": 1024**3}
-"""Memory kept free beside weights and KV cache for activations and decoded experts."""
+"""Memory kept free beside weights and KV cache for activations and decoded experts (the torch
+table decodes experts to bf16 and holds up to 512 MiB of attention scores per call)."""
+TRITON_WORKSPACE_BYTES = 512 * 1024**2
+"""The same for the Triton table on a GPU: it decodes no expert to bf16 and builds no score
+matrix, so a 1024-token chunk needs an estimated 0.3 GB (activations, the grouped MoE's per-pair
+partials, the graphs' pools, cuBLAS workspace; benchmarks/engine.py measures it as
+transient_reserved of peak_gib_full_context_default_chunk). On a 16 GB card (about 15.5 GiB
+free) the 20b weights leave 3.8 GiB: the full context's 3.19 GiB of KV fits beside 0.5 GiB, not
+beside 1 GiB."""
 CONTEXT_GRANULE = 1024
 
 
@@ -42,9 +51,12 @@ class LoadReport:
 
     seconds: float
     weight_bytes: int
+    """Weights on the engine's device."""
     kv_cache_bytes: int
     context: int
     context_note: str = ""
+    host_weight_bytes: int = 0
+    """Weights a GPU engine keeps in host memory (the embedding table by default)."""
 
 
 class LocalGenerator:
@@ -67,9 +79,13 @@ class LocalGenerator:
         self.prefill_chunk = max(1, min(prefill_chunk, cache.max_step))
         self.load_report: LoadReport | None = None
         self.decode_graph: DecodeGraph | None = None
-        graphable = model.ops.graph_safe_decode and model.weights.embedding.dtype == torch.bfloat16
-        if model.device.type == "cuda" and graphable and use_cuda_graph:
-            self.decode_graph = DecodeGraph(model, cache)
+        self.prefill_graphs: PrefillGraphs | None = None
+        """Short chunks (a chat's follow-up turn) padded to a few sizes and graph-replayed."""
+        if model.device.type == "cuda" and model.dtype == torch.bfloat16 and use_cuda_graph:
+            if model.ops.graph_safe_decode:
+                self.decode_graph = DecodeGraph(model, cache)
+            if model.ops.graph_safe_prefill:
+                self.prefill_graphs = PrefillGraphs(model, cache)
         self._active = 0
         """Id of the newest call; an older iterator resumed after a newer call just stops."""
 
@@ -165,9 +181,18 @@ class LocalGenerator:
         logits = None
         for first in range(0, len(tokens), self.prefill_chunk):
             chunk = tokens[first : first + self.prefill_chunk]
-            ids = torch.tensor(chunk, dtype=torch.int64, device=self.device)
-            logits = self.model.forward(ids, self.cache)
-            self.cache.tokens.extend(chunk)
+            offset = len(self.cache.tokens)  # the host mirror of cache.offset
+            graphs = self.prefill_graphs
+            rows = graphs.bucket_for(len(chunk), offset) if graphs is not None else None
+            if len(chunk) == 1:
+                logits = self._decode(chunk[0])
+            elif graphs is not None and rows is not None:
+                logits = graphs.run(chunk, rows)
+                self.cache.extend(chunk, padding=rows - len(chunk))
+            else:
+                # ids stay on the host: `embed` gathers there when the table lives there
+                logits = self.model.forward(chunk, self.cache)
+                self.cache.extend(chunk)
         assert logits is not None  # the cache always leaves at least one token to compute
         return logits
 
@@ -175,9 +200,8 @@ class LocalGenerator:
         if self.decode_graph is not None:
             logits = self.decode_graph.step(token)  # [1, V]
         else:
-            ids = torch.tensor([token], dtype=torch.int64, device=self.device)
-            logits = self.model.forward(ids, self.cache)  # [1, V]
-        self.cache.tokens.append(token)
+            logits = self.model.forward([token], self.cache)  # [1, V]
+        self.cache.extend([token])
         return logits
 
     def _rng(self, sampling: SamplingOptions) -> torch.Generator | None:
@@ -213,16 +237,22 @@ def free_memory(device: torch.device) -> int:
 
 
 def choose_context(
-    config: ModelConfig, requested: int | None, device: torch.device
+    config: ModelConfig,
+    requested: int | None,
+    device: torch.device,
+    workspace: int | None = None,
 ) -> tuple[int, str]:
     """The KV cache context: `requested`, else the model's full context if it fits, else the
-    largest multiple of 1024 that fits; with a note when it was shrunk."""
+    largest multiple of 1024 that fits beside `workspace` bytes (default: WORKSPACE_BYTES of
+    the device type); with a note when it was shrunk."""
     maximum = config.max_context_length
     if requested is not None:
         if not 1 <= requested <= maximum:
             raise GeneratorError(f"--context must be between 1 and {maximum} for this model")
         return requested, ""
-    budget = free_memory(device) - WORKSPACE_BYTES.get(device.type, WORKSPACE_BYTES["cpu"])
+    if workspace is None:
+        workspace = WORKSPACE_BYTES.get(device.type, WORKSPACE_BYTES["cpu"])
+    budget = free_memory(device) - workspace
     if cache_bytes(config, maximum) <= budget:
         return maximum, ""
     context = maximum
@@ -249,9 +279,13 @@ def load_generator(
     progress: ProgressCallback | None = None,
     dtype: torch.dtype = torch.bfloat16,
     sliding_slack: int = DEFAULT_SLIDING_SLACK,
+    embedding_on_host: bool | None = None,
 ) -> LocalGenerator:
     """Load a checkpoint folder (downloaded repo, its original/, or a HF layout) into a ready
-    generator. Raises CheckpointError / GeneratorError with a message for the user."""
+    generator. Raises CheckpointError / GeneratorError with a message for the user.
+
+    `embedding_on_host` (default: on a GPU) keeps the embedding table in host memory, which
+    saves its 1.16 GB of GPU memory at 20b and 120b size: a forward needs only T rows of it."""
     started = time.perf_counter()
     try:
         device = torch.device(device) if device is not None else default_device()
@@ -269,19 +303,24 @@ def load_generator(
         ops = select_ops(backend, device)
     except BackendUnavailableError as exc:
         raise GeneratorError(str(exc)) from None
-    weights = load_weights(info, device, progress, dtype=dtype)
+    if embedding_on_host is None:
+        embedding_on_host = device.type == "cuda"
+    weights = load_weights(info, device, progress, dtype=dtype, embedding_on_host=embedding_on_host)
     for layer in weights.layers:
         layer.experts = ops.prepare_experts(layer.experts)
-    size, note = choose_context(info.config, context, device)
+    triton = device.type == "cuda" and ops.name == "triton"
+    workspace = TRITON_WORKSPACE_BYTES if triton else None
+    size, note = choose_context(info.config, context, device, workspace)
     cache = KVCache(info.config, size, device, sliding_slack=sliding_slack, dtype=dtype)
     model = Transformer(info.config, weights, ops, size)
     name = f"local {model_label(info.config)} ({device.type}, {ops.name})"
     generator = LocalGenerator(model, cache, name=name)
     generator.load_report = LoadReport(
         seconds=time.perf_counter() - started,
-        weight_bytes=weights.nbytes(),
+        weight_bytes=weights.nbytes(device.type),
         kv_cache_bytes=cache.nbytes,
         context=size,
         context_note=note,
+        host_weight_bytes=weights.nbytes("cpu") if device.type != "cpu" else 0,
     )
     return generator

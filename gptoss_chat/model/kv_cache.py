@@ -64,6 +64,9 @@ class KVCache:
         """Position of the next token to write (0-dim, on the device)."""
         self.tokens: list[int] = []
         """Host mirror: the ids whose K/V the buffers hold, in position order."""
+        self.written = 0
+        """End of the highest position written since the cache was last emptied, padding of
+        graph-run chunks included (`extend`): what the sliding rings may have overwritten."""
         ring_slots = [s for layer, s in enumerate(self.slots) if s < context and
                       config.is_sliding(layer)]  # fmt: skip
         self.max_step = min(ring_slots, default=context) - (
@@ -85,15 +88,27 @@ class KVCache:
     def advance(self, n_tokens: int) -> None:
         self.offset += n_tokens
 
+    def extend(self, tokens: list[int], *, padding: int = 0) -> None:
+        """Record that a forward wrote `tokens` at the end of the cache, followed by `padding`
+        scratch positions (a chunk padded to a graph's size; see `prefill_graph`)."""
+        self.tokens.extend(tokens)
+        self.written = max(self.written, len(self.tokens) + padding)
+
     def reusable_prefix(self, tokens: list[int]) -> int:
         """How many leading ids of `tokens` need no prefill: their longest common prefix with the
         cache, minus one so the last prompt token is always computed (its logits pick the next
-        token), and 0 if rolling back that far would need keys the sliding rings dropped."""
+        token), and 0 if rolling back that far would need keys the sliding rings dropped.
+
+        A ring of S slots keeps position p until position p + S is written. A query at `common`
+        needs keys from common - W + 1 on, so every position written so far (`written`, which
+        only a truncation to 0 lowers: later positions that were written and then rolled back
+        still evicted their slot's older key) must stay below common - W + 1 + S, that is
+        written - common <= S - W + 1 = max_step."""
         limit = min(len(self.tokens), len(tokens) - 1)
         common = 0
         while common < limit and self.tokens[common] == tokens[common]:
             common += 1
-        if len(self.tokens) - common > self.max_step:
+        if max(len(self.tokens), self.written) - common > self.max_step:
             return 0
         return common
 
@@ -101,6 +116,8 @@ class KVCache:
         """Forget every position from `length` on (their slots are simply overwritten later)."""
         del self.tokens[length:]
         self.offset.fill_(length)
+        if length == 0:  # every position is rewritten before it is read again
+            self.written = 0
 
     def reset(self) -> None:
         self.truncate(0)

@@ -179,6 +179,9 @@ class Ops:
     rope_cache: RopeCacheOp = lambda *args: rope_cache_torch(*args)
     graph_safe_decode: bool = False
     """True when a T == 1 forward never syncs with the host, so decode can be a CUDA graph."""
+    graph_safe_prefill: bool = False
+    """True when a forward of 16 to 128 tokens never syncs with the host and launches the same
+    kernels whatever the data, so short prefill chunks can be CUDA graphs (`prefill_graph`)."""
 
 
 # --- torch reference implementations -----------------------------------------------------------

@@ -90,7 +90,12 @@ class MappedFile:
 
     def release(self, entry: TensorEntry) -> None:
         """Drop the entry's pages from this process (after they were copied elsewhere)."""
+        self.release_range(entry.offset, entry.nbytes)
+
+    def release_range(self, offset: int, nbytes: int) -> None:
+        """Drop the pages holding bytes offset .. offset+nbytes (whole pages: a neighbour's
+        bytes on a shared page are simply read from the file again when touched)."""
         page = mmap.PAGESIZE
-        first = entry.offset // page * page
-        last = -(-(entry.offset + entry.nbytes) // page) * page
+        first = offset // page * page
+        last = -(-(offset + nbytes) // page) * page
         self._map.madvise(mmap.MADV_DONTNEED, first, min(last, len(self._map)) - first)

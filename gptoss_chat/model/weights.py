@@ -67,16 +67,21 @@ class LayerWeights:
 
 @dataclass
 class ModelWeights:
-    embedding: torch.Tensor  # [V, H] bf16
+    embedding: torch.Tensor  # [V, H] bf16; on the host by default when the rest is on a GPU
     layers: list[LayerWeights]
     norm: torch.Tensor  # [H] float32
     unembedding: torch.Tensor  # [V, H] bf16
 
-    def nbytes(self) -> int:
+    def nbytes(self, device_type: str | None = None) -> int:
+        """Bytes of all weights, or of those on devices of `device_type` ("cuda", "cpu")."""
         tensors = [self.embedding, self.norm, self.unembedding]
         for layer in self.layers:
             tensors += [*vars(layer).values(), *vars(layer.experts).values()]
-        return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+        return sum(
+            t.numel() * t.element_size()
+            for t in tensors
+            if isinstance(t, torch.Tensor) and device_type in (None, t.device.type)
+        )
 
 
 def find_checkpoint(model_dir: str | os.PathLike[str]) -> CheckpointInfo:
@@ -223,10 +228,16 @@ def load_weights(
     progress: ProgressCallback | None = None,
     *,
     dtype: torch.dtype = torch.bfloat16,
+    embedding_on_host: bool = False,
 ) -> ModelWeights:
     """Validate, then stream every tensor to `device` one by one (MXFP4 stays packed).
 
-    `dtype` is the activation/weight dtype (bf16; float32 only for exact parity checks)."""
+    `dtype` is the activation/weight dtype (bf16; float32 only for exact parity checks).
+    `embedding_on_host` keeps the embedding table in host memory, as a copy that owns its pages
+    (not the file mapping, which the kernel could evict): a forward reads only T of its rows
+    (`Transformer.embed`). The copy is not pinned: the rows reach the GPU from small pinned
+    staging blocks, and torch's pinned allocator would round the table up to 2 GiB of locked
+    memory (it allocates powers of two)."""
     specs, entries = validate(info)
     total = sum(entries[s.name].nbytes for s in specs)
     loaded = 0
@@ -238,7 +249,10 @@ def load_weights(
         for spec in specs:
             entry = entries[spec.name]
             mapped = files[entry.file].tensor(entry)
-            tensor = mapped.to(device, _target_dtype(spec, dtype))
+            if embedding_on_host and spec.target == "embedding.weight":
+                tensor = _host_copy(mapped, files[entry.file], entry, _target_dtype(spec, dtype))
+            else:
+                tensor = mapped.to(device, _target_dtype(spec, dtype))
             if tensor.data_ptr() != mapped.data_ptr():
                 files[entry.file].release(entry)  # copied: drop the host pages
             parts.setdefault(spec.target, []).append(tensor)
@@ -253,6 +267,26 @@ def load_weights(
     except (OSError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"reading {info.folder} failed: {exc}") from exc
     return _assemble(info.config, params)
+
+
+HOST_COPY_SLICE_BYTES = 64 * 1024**2
+
+
+def _host_copy(
+    mapped: torch.Tensor, file: MappedFile, entry: TensorEntry, dtype: torch.dtype
+) -> torch.Tensor:
+    """An owned host copy of a mapped [rows, ...] tensor, made a slice at a time with each
+    slice's file pages dropped once copied: host memory peaks near the copy plus one slice
+    instead of twice the tensor (1.16 GB for the 20b embedding table)."""
+    out = torch.empty(mapped.shape, dtype=dtype)
+    rows = mapped.shape[0]
+    row_bytes = entry.nbytes // max(rows, 1)
+    step = max(1, HOST_COPY_SLICE_BYTES // max(row_bytes, 1))
+    for first in range(0, rows, step):
+        count = min(step, rows - first)
+        out[first : first + count].copy_(mapped[first : first + count])
+        file.release_range(entry.offset + first * row_bytes, count * row_bytes)
+    return out
 
 
 def _target_dtype(spec: TensorSpec, dtype: torch.dtype) -> torch.dtype:

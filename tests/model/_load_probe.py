@@ -3,7 +3,8 @@
     python tests/model/_load_probe.py MODEL_DIR [--device cuda] [--context N] [--forward T]
 
 Peak host memory is the process's maximum resident set (ru_maxrss), printed beside its value
-just before loading (torch and imports alone); on CUDA also the peak GPU memory allocated.
+just before loading (torch and imports alone); on CUDA also the peak GPU memory allocated and
+reserved by torch's allocator.
 With --forward T it then prefills T tokens, so the figures include first use of the weights.
 """
 
@@ -42,21 +43,24 @@ def main() -> None:
     if cuda:
         torch.cuda.synchronize()
         result["gpu_peak_after_load"] = torch.cuda.max_memory_allocated()
+        result["gpu_reserved_after_load"] = torch.cuda.max_memory_reserved()
     result |= {
         "load_seconds": time.perf_counter() - started,
         "peak_rss_after_load": peak_rss(),
         "rss_after_load": rss_now(),
         "weight_bytes": generator.load_report.weight_bytes,
+        "host_weight_bytes": generator.load_report.host_weight_bytes,
         "kv_cache_bytes": generator.load_report.kv_cache_bytes,
     }
     if args.forward:
         ids = torch.randint(0, 200000, (args.forward,), generator=torch.Generator().manual_seed(0))
         started = time.perf_counter()
         with torch.inference_mode():
-            generator.model.forward(ids.to(generator.device), generator.cache)
+            generator.model.forward(ids, generator.cache)
         if cuda:
             torch.cuda.synchronize()
             result["gpu_peak_after_forward"] = torch.cuda.max_memory_allocated()
+            result["gpu_reserved_after_forward"] = torch.cuda.max_memory_reserved()
         result["forward_seconds"] = time.perf_counter() - started
         result["peak_rss_after_forward"] = peak_rss()
         result["rss_after_forward"] = rss_now()

@@ -80,3 +80,7 @@ def test_context_shrinks_to_what_fits() -> None:
     assert context < huge.max_context_length and context % 1024 == 0
     assert "context limited to" in note
     assert cache_bytes(huge, context) < cache_bytes(huge, huge.max_context_length)
+    # a smaller workspace (the Triton table's on a GPU) leaves more room for the cache
+    roomy, _ = choose_context(huge, None, cpu, workspace=0)
+    tight, _ = choose_context(huge, None, cpu, workspace=16 * 1024**3)
+    assert roomy > tight

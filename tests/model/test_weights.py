@@ -220,3 +220,20 @@ def test_hf_config_without_safetensors(tmp_path: Path) -> None:
     for path in root.glob("*.safetensors*"):
         path.unlink()
     expect(root, "no .safetensors file")
+
+
+def test_embedding_on_host_is_an_owned_copy_made_in_slices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a CUDA engine keeps on the host: the same table, in memory of its own (not the
+    file mapping), copied 1 KiB at a time here so that the slicing is exercised."""
+    from gptoss_chat.model import weights
+
+    monkeypatch.setattr(weights, "HOST_COPY_SLICE_BYTES", 1024)  # 8 rows of 64 bf16
+    root = make(tmp_path, Layout.HF)
+    mapped, owned = load(root), load_weights(find_checkpoint(root), CPU, embedding_on_host=True)
+    assert torch.equal(owned.embedding, mapped.embedding)
+    assert owned.embedding.untyped_storage().resizable()  # torch's own allocation
+    assert not mapped.embedding.untyped_storage().resizable()  # a view of the mapped file
+    assert owned.nbytes("cpu") == owned.nbytes() == mapped.nbytes()
+    assert owned.nbytes("cuda") == 0
