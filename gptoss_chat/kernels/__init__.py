@@ -27,8 +27,8 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
     # Imported here so that importing the package never compiles or touches a GPU.
     from gptoss_chat.kernels.attention_decode import attention_decode
     from gptoss_chat.kernels.attention_prefill import attention_prefill
-    from gptoss_chat.kernels.gemv import linear, unembedding
-    from gptoss_chat.kernels.moe import moe
+    from gptoss_chat.kernels.gemv import linear, linear_residual, norm_linear, unembedding
+    from gptoss_chat.kernels.moe import moe, moe_block
     from gptoss_chat.kernels.rms_norm import rms_norm
     from gptoss_chat.kernels.rope_cache import rope_cache
 
@@ -41,6 +41,9 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
         "unembedding": unembedding,
         "linear": linear,
         "rope_cache": rope_cache,
+        "norm_linear": norm_linear,
+        "linear_residual": linear_residual,
+        "moe_block": moe_block,
     }
     guarded = {name: _bf16_only(fn, getattr(base, name)) for name, fn in kernels.items()}
     return replace(base, name="triton", graph_safe_decode=True, **guarded)
