@@ -2,7 +2,8 @@
 
 One op per file: mxfp4.py (fp4 decoders, MXFP4 row dot), moe_decode.py (expert GEMVs, SwiGLU,
 gate-weighted combine), moe_prefill.py (grouped GEMM with fp4 decoded inside tl.dot), router.py,
-moe.py (the `Ops.moe` entry), gemv.py (bf16 GEMV: projections, unembedding), attention_decode.py
+moe.py (the `Ops.moe` and `Ops.moe_block` entries), gemv.py (bf16 GEMV: projections with the
+RMSNorm or the residual add fused, unembedding), attention_decode.py
 (split-K, sinks, window, GQA), attention_prefill.py (flash-style), rope_cache.py (RoPE + KV
 write), rms_norm.py, dequant.py (one expert to bf16). Tests: tests/kernels (interpreter on CPU,
 full shapes on a GPU); numbers: docs/BENCHMARKS.md.

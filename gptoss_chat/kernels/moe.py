@@ -1,4 +1,7 @@
-"""The `Ops.moe` entry: routing in torch, then the decode kernels or the per-expert prefill path.
+"""The `Ops.moe` and `Ops.moe_block` entries: routing, then the decode kernels or the prefill path.
+
+`moe_block` is the MoE half of a layer, x + moe(rms_norm(x)): at decode the RMSNorm rides in the
+router kernel (`router.norm_router_logits`), which saves a launch per layer.
 
 Few tokens (decode, short chunks): `moe_experts` reads the packed experts directly, with static
 launch shapes (graph-safe). Many tokens (prefill): `moe_prefill.moe_grouped`, a grouped GEMM

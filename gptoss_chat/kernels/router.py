@@ -5,6 +5,10 @@ sorts, a softmax), about 25 us a layer at batch 1, for a [32, 2880] matrix of 18
 program per token streams the matrix in [E, BLOCK_H] tiles, keeps the E logits in registers and
 picks the top k by k rounds of max (ties go to the lowest expert id). Logits and weights are
 rounded to bf16 where the torch reference rounds them, so both choose the same experts.
+
+The decode path uses `router_logits` (logits only; each expert program picks its own experts
+with `select_expert`) or, for the `Ops.moe_block` entry, `norm_router_logits`, which also does
+the MoE half's RMSNorm: one launch instead of two, the normed row written once for the experts.
 """
 
 from __future__ import annotations

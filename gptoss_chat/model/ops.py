@@ -7,6 +7,10 @@ Triton backend replaces some entries with kernels of *exactly* these signatures:
     from dataclasses import replace
     ops = replace(TORCH_OPS, name="triton", moe=triton_moe, attention_decode=triton_decode)
 
+Three entries fuse a norm or a residual add with their neighbour (`norm_linear`,
+`linear_residual`, `moe_block`) so a decode step needs fewer launches; their defaults compose the
+references and give exactly the unfused results.
+
 `select_ops` picks the table: the kernels package plugs in by defining
 `gptoss_chat.kernels.build_ops(base: Ops, device: torch.device) -> Ops`.
 
