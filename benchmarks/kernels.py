@@ -141,6 +141,12 @@ def bench_fused(copies: int = 3) -> None:
     }
     for variant, body in variants.items():
         _emit("norm_router_32x2880", variant, _graph_us(rotating(body)), 32 * 2880 * 2)
+    from gptoss_chat.kernels import gemv as gemv_module
+
+    # the blocks each GEMV form ran with (a whole list with GPTOSS_TRITON_AUTOTUNE=1)
+    for key, config in getattr(gemv_module._gemv_tuned, "cache", {}).items():
+        row = {"kernel": "gemv", "tuning": str(config), "key": str(key)[:160]}
+        print(json.dumps(row), flush=True)
 
 
 def bench_attention() -> None:
