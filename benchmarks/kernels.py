@@ -139,6 +139,14 @@ def bench_fused(copies: int = 3) -> None:
         "fused": lambda i: norm_router_logits(x, scale, eps, *gate[i]),
         "unfused": lambda i: router_logits(rms_norm(x, scale, eps), *gate[i]),
     }
+    # other launch shapes (experts per program, BLOCK_H, warps): one pass over the row or more
+    # programs; 4096 covers the padded row, so each program issues all its loads at once
+    for rows, block_h, warps in [(1, 4096, 4), (2, 4096, 8), (1, 1024, 4), (4, 1024, 4),
+                                 (2, 1024, 4)]:  # fmt: skip
+        blocks = (rows, block_h, warps)
+        variants[f"fused_{rows}_{block_h}_w{warps}"] = lambda i, blocks=blocks: norm_router_logits(
+            x, scale, eps, *gate[i], blocks=blocks
+        )
     for variant, body in variants.items():
         _emit("norm_router_32x2880", variant, _graph_us(rotating(body)), 32 * 2880 * 2)
     from gptoss_chat.kernels import gemv as gemv_module

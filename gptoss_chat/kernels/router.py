@@ -164,13 +164,17 @@ def norm_router_logits(
     eps: float,
     gate_weight: torch.Tensor,
     gate_bias: torch.Tensor,
+    *,
+    blocks: tuple[int, int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """x [T, H] bf16 -> (rms_norm(x) [T, H] bf16, router_logits(rms_norm(x)) [T, E]) in one
-    launch (decode sizes)."""
+    launch (decode sizes). `blocks` (experts per program, BLOCK_H, warps) overrides the GPU
+    launch shape, for benchmarks/kernels.py to compare."""
     if norm_scale.shape != (x.shape[1],) or norm_scale.dtype != torch.float32:
         raise ValueError(f"norm_router_logits: scale {tuple(norm_scale.shape)} does not fit x")
     normed = torch.empty_like(x)
-    logits = _launch_logits(x, gate_weight, gate_bias, (norm_scale.contiguous(), eps), normed)
+    norm = (norm_scale.contiguous(), eps)
+    logits = _launch_logits(x, gate_weight, gate_bias, norm, normed, blocks)
     return normed, logits
 
 
@@ -180,6 +184,7 @@ def _launch_logits(
     gate_bias: torch.Tensor,
     norm: tuple[torch.Tensor, float] | None,
     normed: torch.Tensor | None,
+    blocks: tuple[int, int, int] | None = None,
 ) -> torch.Tensor:
     """Router logits [T, E], of rms_norm(x) when `norm` is given (written to `normed`)."""
     n_tokens, hidden = x.shape
@@ -188,11 +193,14 @@ def _launch_logits(
         raise ValueError(f"router: gate {tuple(gate_weight.shape)} does not fit x {tuple(x.shape)}")
     logits = torch.empty(n_tokens, n_experts, dtype=torch.float32, device=x.device)
     norm_scale, eps = norm if norm is not None else (gate_weight, 0.0)  # unread without NORM
-    rows = 2 if x.is_cuda else triton.next_power_of_2(n_experts)
-    block_h = 512 if x.is_cuda else min(256, triton.next_power_of_2(hidden))
+    rows, block_h, warps = 2, 512, 4
+    if not x.is_cuda:  # the interpreter runs programs one by one: few, large programs
+        rows, warps = triton.next_power_of_2(n_experts), 1
+        block_h = min(256, triton.next_power_of_2(hidden))
+    rows, block_h, warps = blocks or (rows, block_h, warps)
     _router_logits_kernel[(n_tokens, triton.cdiv(n_experts, rows))](
         x, gate_weight, gate_bias, logits, norm_scale, normed if normed is not None else x,
         float(eps), H=hidden, E=n_experts, ROWS=rows, BLOCK_H=block_h, NORM=norm is not None,
-        H_PAD=triton.next_power_of_2(hidden), num_warps=4 if x.is_cuda else 1,
+        H_PAD=triton.next_power_of_2(hidden), num_warps=warps,
     )  # fmt: skip
     return logits

@@ -107,6 +107,11 @@ def test_norm_router_logits_equal_norm_then_router(device) -> None:
         assert torch.equal(normed, ref_normed) and torch.equal(logits, ref_logits)
     assert rel_err(normed, ref_normed) < 1e-2
     assert rel_err(logits, ref_logits) < 1e-2
+    other_normed, other_logits = norm_router_logits(
+        x, scale, EPS, experts.gate_weight, experts.gate_bias, blocks=(2, 32, 1)
+    )  # several programs per token, several steps along the row: the first one writes the row
+    assert torch.equal(other_normed, normed)
+    assert rel_err(other_logits, logits) < 1e-2
 
 
 @pytest.mark.parametrize("n_tokens", [1, 3, 10])
