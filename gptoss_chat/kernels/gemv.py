@@ -27,6 +27,32 @@ from gptoss_chat.kernels.rms_norm import rms_norm
 
 
 @triton.jit
+def _weight_tile(w_rows, ks, K: tl.constexpr, BLOCK_K: tl.constexpr):
+    """[BLOCK_N, BLOCK_K] of the weight at columns ks (masked when BLOCK_K does not divide K)."""
+    if K % BLOCK_K == 0:
+        return tl.load(w_rows + ks[None, :])
+    else:
+        return tl.load(w_rows + ks[None, :], mask=(ks < K)[None, :], other=0.0)
+
+
+@triton.jit
+def _x_tile(x_row, norm_ptr, ks, inv_rms, K: tl.constexpr, BLOCK_K: tl.constexpr,
+            NORM: tl.constexpr):  # fmt: skip
+    """[BLOCK_K] of the activation row, normed and rounded to its dtype like rms_norm.py when
+    NORM."""
+    if K % BLOCK_K == 0:
+        x = tl.load(x_row + ks)
+        if NORM:
+            x = (x.to(tl.float32) * inv_rms * tl.load(norm_ptr + ks)).to(x_row.dtype.element_ty)
+    else:
+        x = tl.load(x_row + ks, mask=ks < K, other=0.0)
+        if NORM:
+            scale = tl.load(norm_ptr + ks, mask=ks < K, other=0.0)
+            x = (x.to(tl.float32) * inv_rms * scale).to(x_row.dtype.element_ty)
+    return x
+
+
+@triton.jit
 def _gemv_kernel(
     x_ptr,  # [T, K]
     w_ptr,  # [N, K] bf16
@@ -50,27 +76,26 @@ def _gemv_kernel(
     rows_safe = tl.where(row_ok, rows, 0)  # keeps the loads unmasked along rows
     cols = tl.arange(0, BLOCK_K)
     w_rows = w_ptr + rows_safe.to(tl.int64)[:, None] * K
+    x_row = x_ptr + token * K
+    acc = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
+    inv_rms = 1.0
+    k_start = 0
     if NORM:
         # Every program finds the row's 1/rms itself (K values from L2) instead of waiting for a
-        # norm launch: the same single float32 sum over the padded row as rms_norm.py.
+        # norm launch: the same single float32 sum over the padded row as rms_norm.py. The first
+        # weight tile is requested before that reduction (and its barrier), so the weight stream
+        # starts at once; starting from zero, the sums are still the plain GEMV's.
+        w = _weight_tile(w_rows, cols, K, BLOCK_K)
         all_k = tl.arange(0, K_PAD)
-        row = tl.load(x_ptr + token * K + all_k, mask=all_k < K, other=0.0).to(tl.float32)
+        row = tl.load(x_row + all_k, mask=all_k < K, other=0.0).to(tl.float32)
         inv_rms = tl.rsqrt(tl.sum(row * row, axis=0) / K + eps)
-    acc = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
+        x = _x_tile(x_row, norm_ptr, cols, inv_rms, K, BLOCK_K, NORM)
+        acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
+        k_start = BLOCK_K
+    for k0 in range(k_start, K, BLOCK_K):
         ks = k0 + cols
-        if K % BLOCK_K == 0:
-            w = tl.load(w_rows + ks[None, :])
-            x = tl.load(x_ptr + token * K + ks)
-            if NORM:
-                x = (x.to(tl.float32) * inv_rms * tl.load(norm_ptr + ks)).to(x_ptr.dtype.element_ty)
-        else:
-            k_ok = ks < K
-            w = tl.load(w_rows + ks[None, :], mask=k_ok[None, :], other=0.0)
-            x = tl.load(x_ptr + token * K + ks, mask=k_ok, other=0.0)
-            if NORM:
-                scale = tl.load(norm_ptr + ks, mask=k_ok, other=0.0)
-                x = (x.to(tl.float32) * inv_rms * scale).to(x_ptr.dtype.element_ty)
+        w = _weight_tile(w_rows, ks, K, BLOCK_K)
+        x = _x_tile(x_row, norm_ptr, ks, inv_rms, K, BLOCK_K, NORM)
         acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     y = tl.sum(acc, axis=1)  # [BLOCK_N]
     if HAS_BIAS:
