@@ -86,6 +86,77 @@ def bench_gemv(copies: int = 3) -> None:
         _emit(f"gemv_{label}", "cublas", _bench(cublas_run), nbytes)
 
 
+def _graph_us(fn) -> float:
+    """Median microseconds per call, replayed from a CUDA graph as in the decode step (eager
+    timing of a few-microsecond kernel measures Python's launch overhead instead)."""
+    return triton.testing.do_bench_cudagraph(fn, rep=200, return_mode="median") * 1e3
+
+
+def bench_fused(copies: int = 3) -> None:
+    """The fused decode kernels against the launch sequences they replace: norm + qkv GEMV,
+    out GEMV + residual add, norm + router logits; weights rotate among copies (L2 is 50 MB)."""
+    from gptoss_chat.kernels.gemv import gemv, linear_residual, norm_linear
+    from gptoss_chat.kernels.rms_norm import rms_norm
+    from gptoss_chat.kernels.router import norm_router_logits, router_logits
+
+    dev = torch.device("cuda")
+    eps = 1e-5
+    x = torch.randn(1, 2880, device=dev).to(torch.bfloat16)
+    scale = torch.rand(2880, device=dev) + 0.5
+
+    def weights(n: int, k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(torch.randn(n, k, device=dev).to(torch.bfloat16) * 0.02,
+                 torch.randn(n, device=dev).to(torch.bfloat16)) for _ in range(copies)]  # fmt: skip
+
+    def rotating(body):
+        state = {"i": 0}
+
+        def run():
+            state["i"] += 1
+            body(state["i"] % copies)
+
+        return run
+
+    qkv = weights(5120, 2880)
+    variants = {
+        "fused": lambda i: norm_linear(x, scale, eps, *qkv[i]),
+        "unfused": lambda i: gemv(rms_norm(x, scale, eps), *qkv[i]),
+        "cublas": lambda i: F.linear(rms_norm(x, scale, eps), *qkv[i]),
+    }
+    for variant, body in variants.items():
+        _emit("norm_qkv_5120x2880", variant, _graph_us(rotating(body)), 5120 * 2880 * 2)
+    out = weights(2880, 4096)
+    attn = torch.randn(1, 4096, device=dev).to(torch.bfloat16)
+    variants = {
+        "fused": lambda i: linear_residual(attn, *out[i], x),
+        "unfused": lambda i: x + gemv(attn, *out[i]),
+        "cublas": lambda i: x + F.linear(attn, *out[i]),
+    }
+    for variant, body in variants.items():
+        _emit("out_residual_2880x4096", variant, _graph_us(rotating(body)), 2880 * 4096 * 2)
+    gate = weights(32, 2880)
+    variants = {
+        "fused": lambda i: norm_router_logits(x, scale, eps, *gate[i]),
+        "unfused": lambda i: router_logits(rms_norm(x, scale, eps), *gate[i]),
+    }
+    # other launch shapes (experts per program, BLOCK_H, warps): one pass over the row or more
+    # programs; 4096 covers the padded row, so each program issues all its loads at once
+    for rows, block_h, warps in [(1, 4096, 4), (2, 4096, 8), (1, 1024, 4), (4, 1024, 4),
+                                 (2, 1024, 4)]:  # fmt: skip
+        blocks = (rows, block_h, warps)
+        variants[f"fused_{rows}_{block_h}_w{warps}"] = lambda i, blocks=blocks: norm_router_logits(
+            x, scale, eps, *gate[i], blocks=blocks
+        )
+    for variant, body in variants.items():
+        _emit("norm_router_32x2880", variant, _graph_us(rotating(body)), 32 * 2880 * 2)
+    from gptoss_chat.kernels import gemv as gemv_module
+
+    # the blocks each GEMV form ran with (a whole list with GPTOSS_TRITON_AUTOTUNE=1)
+    for key, config in getattr(gemv_module._gemv_tuned, "cache", {}).items():
+        row = {"kernel": "gemv", "tuning": str(config), "key": str(key)[:160]}
+        print(json.dumps(row), flush=True)
+
+
 def bench_attention() -> None:
     from gptoss_chat.kernels.attention_decode import attention_decode
     from gptoss_chat.kernels.attention_prefill import attention_prefill
@@ -161,14 +232,15 @@ def bench_misc() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", help="comma list: moe,gemv,attention,misc")
+    parser.add_argument("--only", help="comma list: moe,gemv,fused,attention,prefill_moe,misc")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("benchmarks/kernels.py needs a CUDA GPU", file=sys.stderr)
         return 2
-    wanted = set((args.only or "moe,gemv,attention,prefill_moe,misc").split(","))
-    for name, fn in [("moe", bench_moe), ("gemv", bench_gemv), ("attention", bench_attention),
-                     ("prefill_moe", bench_prefill_moe), ("misc", bench_misc)]:  # fmt: skip
+    wanted = set((args.only or "moe,gemv,fused,attention,prefill_moe,misc").split(","))
+    for name, fn in [("moe", bench_moe), ("gemv", bench_gemv), ("fused", bench_fused),
+                     ("attention", bench_attention), ("prefill_moe", bench_prefill_moe),
+                     ("misc", bench_misc)]:  # fmt: skip
         if name in wanted:
             try:
                 fn()

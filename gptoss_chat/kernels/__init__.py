@@ -2,7 +2,8 @@
 
 One op per file: mxfp4.py (fp4 decoders, MXFP4 row dot), moe_decode.py (expert GEMVs, SwiGLU,
 gate-weighted combine), moe_prefill.py (grouped GEMM with fp4 decoded inside tl.dot), router.py,
-moe.py (the `Ops.moe` entry), gemv.py (bf16 GEMV: projections, unembedding), attention_decode.py
+moe.py (the `Ops.moe` and `Ops.moe_block` entries), gemv.py (bf16 GEMV: projections with the
+RMSNorm or the residual add fused, unembedding), attention_decode.py
 (split-K, sinks, window, GQA), attention_prefill.py (flash-style), rope_cache.py (RoPE + KV
 write), rms_norm.py, dequant.py (one expert to bf16). Tests: tests/kernels (interpreter on CPU,
 full shapes on a GPU); numbers: docs/BENCHMARKS.md.
@@ -28,8 +29,8 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
     # Imported here so that importing the package never compiles or touches a GPU.
     from gptoss_chat.kernels.attention_decode import attention_decode
     from gptoss_chat.kernels.attention_prefill import attention_prefill
-    from gptoss_chat.kernels.gemv import linear, unembedding
-    from gptoss_chat.kernels.moe import moe
+    from gptoss_chat.kernels.gemv import linear, linear_residual, norm_linear, unembedding
+    from gptoss_chat.kernels.moe import moe, moe_block
     from gptoss_chat.kernels.rms_norm import rms_norm
     from gptoss_chat.kernels.rope_cache import rope_cache
 
@@ -42,6 +43,9 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
         "unembedding": unembedding,
         "linear": linear,
         "rope_cache": rope_cache,
+        "norm_linear": norm_linear,
+        "linear_residual": linear_residual,
+        "moe_block": moe_block,
     }
     guarded = {name: _bf16_only(fn, getattr(base, name)) for name, fn in kernels.items()}
     return replace(base, name="triton", graph_safe_decode=True, graph_safe_prefill=True, **guarded)

@@ -7,6 +7,12 @@ reduces it once at the end (one cross-thread reduction per program, not per step
 are autotuned per (N, K) (see `tuning_sweep`). Measured on an H100: 3.00 TB/s on the 201088 x
 2880 unembedding (cuBLAS 2.77), 1.57 TB/s on the 5120 x 2880 qkv projection (cuBLAS 1.48), where
 launch latency dominates. Extends Triton's tutorial 03 (matrix multiplication) down to M = 1.
+
+Two fused forms save the launches around the attention projections at decode: `norm_linear`
+(RMSNorm in the prologue: each program computes the row's rms from x, 2880 values from L2, and
+rounds the normed x to bf16 exactly as rms_norm.py does) and `linear_residual` (the bf16 output
+plus the residual, in the epilogue). Both are the same kernel with constexpr flags, so the
+product's reduction order, and so its result, is the plain GEMV's.
 """
 
 from __future__ import annotations
@@ -17,6 +23,33 @@ import triton
 import triton.language as tl
 
 from gptoss_chat.kernels.common import tuning_sweep
+from gptoss_chat.kernels.rms_norm import rms_norm
+
+
+@triton.jit
+def _weight_tile(w_rows, ks, K: tl.constexpr, BLOCK_K: tl.constexpr):
+    """[BLOCK_N, BLOCK_K] of the weight at columns ks (masked when BLOCK_K does not divide K)."""
+    if K % BLOCK_K == 0:
+        return tl.load(w_rows + ks[None, :])
+    else:
+        return tl.load(w_rows + ks[None, :], mask=(ks < K)[None, :], other=0.0)
+
+
+@triton.jit
+def _x_tile(x_row, norm_ptr, ks, inv_rms, K: tl.constexpr, BLOCK_K: tl.constexpr,
+            NORM: tl.constexpr):  # fmt: skip
+    """[BLOCK_K] of the activation row, normed and rounded to its dtype like rms_norm.py when
+    NORM."""
+    if K % BLOCK_K == 0:
+        x = tl.load(x_row + ks)
+        if NORM:
+            x = (x.to(tl.float32) * inv_rms * tl.load(norm_ptr + ks)).to(x_row.dtype.element_ty)
+    else:
+        x = tl.load(x_row + ks, mask=ks < K, other=0.0)
+        if NORM:
+            scale = tl.load(norm_ptr + ks, mask=ks < K, other=0.0)
+            x = (x.to(tl.float32) * inv_rms * scale).to(x_row.dtype.element_ty)
+    return x
 
 
 @triton.jit
@@ -25,9 +58,15 @@ def _gemv_kernel(
     w_ptr,  # [N, K] bf16
     b_ptr,  # [N] or unused
     out_ptr,  # [T, N]
+    norm_ptr,  # [K] float32 RMSNorm scale, or unused
+    res_ptr,  # [T, N] residual, or unused
+    eps,
     N,
     K: tl.constexpr,
+    K_PAD: tl.constexpr,  # next power of two >= K (the norm's one-shot row load)
     HAS_BIAS: tl.constexpr,
+    NORM: tl.constexpr,
+    RESIDUAL: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
@@ -37,20 +76,33 @@ def _gemv_kernel(
     rows_safe = tl.where(row_ok, rows, 0)  # keeps the loads unmasked along rows
     cols = tl.arange(0, BLOCK_K)
     w_rows = w_ptr + rows_safe.to(tl.int64)[:, None] * K
+    x_row = x_ptr + token * K
     acc = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
+    inv_rms = 1.0
+    k_start = 0
+    if NORM:
+        # Every program finds the row's 1/rms itself (K values from L2) instead of waiting for a
+        # norm launch: the same single float32 sum over the padded row as rms_norm.py. The first
+        # weight tile is requested before that reduction (and its barrier), so the weight stream
+        # starts at once; starting from zero, the sums are still the plain GEMV's.
+        w = _weight_tile(w_rows, cols, K, BLOCK_K)
+        all_k = tl.arange(0, K_PAD)
+        row = tl.load(x_row + all_k, mask=all_k < K, other=0.0).to(tl.float32)
+        inv_rms = tl.rsqrt(tl.sum(row * row, axis=0) / K + eps)
+        x = _x_tile(x_row, norm_ptr, cols, inv_rms, K, BLOCK_K, NORM)
+        acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
+        k_start = BLOCK_K
+    for k0 in range(k_start, K, BLOCK_K):
         ks = k0 + cols
-        if K % BLOCK_K == 0:
-            w = tl.load(w_rows + ks[None, :])
-            x = tl.load(x_ptr + token * K + ks)
-        else:
-            k_ok = ks < K
-            w = tl.load(w_rows + ks[None, :], mask=k_ok[None, :], other=0.0)
-            x = tl.load(x_ptr + token * K + ks, mask=k_ok, other=0.0)
+        w = _weight_tile(w_rows, ks, K, BLOCK_K)
+        x = _x_tile(x_row, norm_ptr, ks, inv_rms, K, BLOCK_K, NORM)
         acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     y = tl.sum(acc, axis=1)  # [BLOCK_N]
     if HAS_BIAS:
         y += tl.load(b_ptr + rows_safe).to(tl.float32)
+    if RESIDUAL:  # round the product to the output dtype first, as linear-then-add does
+        residual = tl.load(res_ptr + token * N + rows_safe).to(tl.float32)
+        y = y.to(out_ptr.dtype.element_ty).to(tl.float32) + residual
     tl.store(out_ptr + token * N + rows, y.to(out_ptr.dtype.element_ty), mask=row_ok)
 
 
@@ -64,12 +116,22 @@ _CONFIGS = [
         (32, 256, 8, 3),
         (64, 64, 4, 4),
         (64, 128, 8, 3),
+        # more, shorter programs for the latency-bound attention projections (N = 2880, 5120)
+        (2, 1024, 2, 2),
+        (4, 512, 2, 3),
+        (4, 1024, 4, 2),
+        (8, 512, 4, 2),
+        (8, 1024, 8, 2),
+        (16, 1024, 8, 2),
     ]
 ]
 _H100_BEST = [triton.Config({"BLOCK_N": 8, "BLOCK_K": 512}, num_warps=4, num_stages=3)]
-_gemv_tuned = triton.autotune(configs=_CONFIGS if tuning_sweep() else _H100_BEST, key=["N", "K"])(
-    _gemv_kernel
-)
+_gemv_tuned = triton.autotune(
+    configs=_CONFIGS if tuning_sweep() else _H100_BEST, key=["N", "K", "NORM", "RESIDUAL"]
+)(_gemv_kernel)
+
+DECODE_MAX_TOKENS = 8
+"""Above this many tokens cuBLAS (F.linear) beats a matrix-vector kernel per token."""
 
 
 def gemv(
@@ -81,30 +143,77 @@ def gemv(
     """x [T, K] (T small) @ weight[N, K].T (+ bias [N]) -> [T, N] of out_dtype (x's by default).
 
     Float32 accumulation. For many tokens cuBLAS is the right tool, so T > 8 goes to F.linear."""
+    _check(x, weight, bias)
+    if x.shape[0] > DECODE_MAX_TOKENS:
+        return F.linear(x, weight, bias).to(out_dtype or x.dtype)
+    return _launch(x, weight, bias, out_dtype or x.dtype)
+
+
+def norm_linear(
+    x: torch.Tensor,
+    norm_scale: torch.Tensor,
+    eps: float,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    """The `Ops.norm_linear` entry: linear(rms_norm(x)) with the norm in the GEMV's prologue
+    (decode); many tokens run the norm kernel, then cuBLAS."""
+    _check(x, weight, bias)
+    if norm_scale.shape != (x.shape[1],) or norm_scale.dtype != torch.float32:
+        raise ValueError(f"norm_linear: norm scale {tuple(norm_scale.shape)} does not fit x")
+    if x.shape[0] > DECODE_MAX_TOKENS:
+        return F.linear(rms_norm(x, norm_scale, eps), weight, bias)
+    return _launch(x, weight, bias, x.dtype, norm=(norm_scale.contiguous(), eps))
+
+
+def linear_residual(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor
+) -> torch.Tensor:
+    """The `Ops.linear_residual` entry: residual + linear(x) with the add in the GEMV's epilogue
+    (decode); many tokens run cuBLAS, then the add."""
+    _check(x, weight, bias)
+    if residual.shape != (x.shape[0], weight.shape[0]) or residual.dtype != x.dtype:
+        raise ValueError(f"linear_residual: residual {tuple(residual.shape)} does not fit")
+    if x.shape[0] > DECODE_MAX_TOKENS:
+        return residual + F.linear(x, weight, bias)
+    return _launch(x, weight, bias, x.dtype, residual=residual.contiguous())
+
+
+def _check(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
     if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"gemv: x {tuple(x.shape)} does not fit weight {tuple(weight.shape)}")
     if not (x.is_contiguous() and weight.is_contiguous()):
         raise ValueError("gemv: x and weight must be contiguous")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"gemv: bias {tuple(bias.shape)} does not fit {weight.shape[0]} rows")
-    out_dtype = out_dtype or x.dtype
+
+
+def _launch(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    out_dtype: torch.dtype,
+    norm: tuple[torch.Tensor, float] | None = None,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
     n_tokens, k = x.shape
     n = weight.shape[0]
-    if n_tokens > 8:
-        return F.linear(x, weight, bias).to(out_dtype)
     out = torch.empty(n_tokens, n, dtype=out_dtype, device=x.device)
-    b = bias if bias is not None else weight  # unread when HAS_BIAS is False
+    # pointers the kernel never reads when their flag is off
+    b = bias if bias is not None else weight
+    norm_scale, eps = norm if norm is not None else (weight, 0.0)
+    res = residual if residual is not None else out
+    args = (x, weight, b, out, norm_scale, res, float(eps), n)
+    flags = dict(K=k, K_PAD=triton.next_power_of_2(k), HAS_BIAS=bias is not None,
+                 NORM=norm is not None, RESIDUAL=residual is not None)  # fmt: skip
     if x.is_cuda:
         grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), n_tokens)  # noqa: E731
-        _gemv_tuned[grid](x, weight, b, out, n, K=k, HAS_BIAS=bias is not None)
+        _gemv_tuned[grid](*args, **flags)
     else:
         # the interpreter runs programs one by one: few, large programs are fastest
         block_n, block_k = min(64, triton.next_power_of_2(n)), min(128, triton.next_power_of_2(k))
         grid = (triton.cdiv(n, block_n), n_tokens)
-        _gemv_kernel[grid](
-            x, weight, b, out, n, K=k, HAS_BIAS=bias is not None, BLOCK_N=block_n,
-            BLOCK_K=block_k,
-        )  # fmt: skip
+        _gemv_kernel[grid](*args, **flags, BLOCK_N=block_n, BLOCK_K=block_k)
     return out
 
 

@@ -1,4 +1,7 @@
-"""The `Ops.moe` entry: routing in torch, then the decode kernels or the per-expert prefill path.
+"""The `Ops.moe` and `Ops.moe_block` entries: routing, then the decode kernels or the prefill path.
+
+`moe_block` is the MoE half of a layer, x + moe(rms_norm(x)): at decode the RMSNorm rides in the
+router kernel (`router.norm_router_logits`), which saves a launch per layer.
 
 Few tokens (decode, short chunks): `moe_experts` reads the packed experts directly, with static
 launch shapes (graph-safe). Many tokens (prefill): `moe_prefill.moe_grouped`, a grouped GEMM
@@ -15,7 +18,8 @@ import torch.nn.functional as F
 from gptoss_chat.kernels.dequant import dequantize
 from gptoss_chat.kernels.moe_decode import moe_experts_from_logits
 from gptoss_chat.kernels.moe_prefill import fits, moe_grouped
-from gptoss_chat.kernels.router import router_logits
+from gptoss_chat.kernels.rms_norm import rms_norm
+from gptoss_chat.kernels.router import norm_router_logits, router_logits
 from gptoss_chat.model.ops import ExpertWeights, moe_torch, route, swiglu
 
 DECODE_KERNEL_MAX_TOKENS = 8
@@ -41,6 +45,31 @@ def moe(
             swiglu_limit,
         )  # fmt: skip
     return _moe_by_expert(x, expert_ids, expert_weights, weights, swiglu_limit)
+
+
+def moe_block(
+    x: torch.Tensor,
+    norm_scale: torch.Tensor,
+    eps: float,
+    weights: ExpertWeights,
+    experts_per_token: int,
+    swiglu_limit: float,
+) -> torch.Tensor:
+    """The `Ops.moe_block` entry: x + moe(rms_norm(x)). Few tokens: the router kernel also
+    normalises x (one launch for norm and router), then the expert kernels; many: composed."""
+    if x.shape[0] > DECODE_KERNEL_MAX_TOKENS:
+        return x + moe(rms_norm(x, norm_scale, eps), weights, experts_per_token, swiglu_limit)
+    normed, logits = norm_router_logits(
+        x, norm_scale, eps, weights.gate_weight, weights.gate_bias
+    )  # [T, H] bf16, [T, E] float32
+    y = moe_experts_from_logits(
+        normed, logits, experts_per_token, weights.mlp1_blocks, weights.mlp1_scales,
+        weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
+        swiglu_limit,
+    )  # fmt: skip
+    # One torch launch, the same bf16 rounding as today; it belongs in the experts' combine
+    # kernel (moe_decode.py), which would then add the residual before its bf16 store.
+    return x + y
 
 
 def _moe_by_expert(

@@ -5,6 +5,10 @@ sorts, a softmax), about 25 us a layer at batch 1, for a [32, 2880] matrix of 18
 program per token streams the matrix in [E, BLOCK_H] tiles, keeps the E logits in registers and
 picks the top k by k rounds of max (ties go to the lowest expert id). Logits and weights are
 rounded to bf16 where the torch reference rounds them, so both choose the same experts.
+
+The decode path uses `router_logits` (logits only; each expert program picks its own experts
+with `select_expert`) or, for the `Ops.moe_block` entry, `norm_router_logits`, which also does
+the MoE half's RMSNorm: one launch instead of two, the normed row written once for the experts.
 """
 
 from __future__ import annotations
@@ -85,17 +89,29 @@ def _router_logits_kernel(
     w_ptr,  # [E, H] bf16
     b_ptr,  # [E] bf16
     logits_ptr,  # [T, E] float32 (bf16-rounded values)
+    norm_ptr,  # [H] float32 RMSNorm scale, or unused
+    normed_ptr,  # [T, H] bf16 normed x (written by the token's first program), or unused
+    eps,
     H: tl.constexpr,
     E: tl.constexpr,
     ROWS: tl.constexpr,
     BLOCK_H: tl.constexpr,
+    NORM: tl.constexpr = False,
+    H_PAD: tl.constexpr = 1,
 ):
     """ROWS router logits of one token per program: E / ROWS programs share the 184 KB matrix,
-    so it streams at many SMs' bandwidth instead of one's."""
+    so it streams at many SMs' bandwidth instead of one's. With NORM the logits are those of
+    rms_norm(x): every program finds the row's rms itself (as in gemv.py) and the first one
+    also writes the normed row for the experts, which saves the norm's launch."""
     token = tl.program_id(0)
     experts = tl.program_id(1) * ROWS + tl.arange(0, ROWS)
     e_ok = experts < E
     cols = tl.arange(0, BLOCK_H)
+    if NORM:  # the same single float32 sum over the padded row as rms_norm.py
+        all_h = tl.arange(0, H_PAD)
+        row = tl.load(x_ptr + token * H + all_h, mask=all_h < H, other=0.0).to(tl.float32)
+        inv_rms = tl.rsqrt(tl.sum(row * row, axis=0) / H + eps)
+        writer = (cols * 0 + tl.program_id(1)) == 0  # [BLOCK_H]: the first program writes
     acc = tl.zeros([ROWS, BLOCK_H], dtype=tl.float32)
     for h0 in range(0, H, BLOCK_H):
         hs = h0 + cols
@@ -103,6 +119,10 @@ def _router_logits_kernel(
         w = tl.load(w_ptr + experts[:, None] * H + hs[None, :], mask=e_ok[:, None] & h_ok[None, :],
                     other=0.0)  # fmt: skip
         x = tl.load(x_ptr + token * H + hs, mask=h_ok, other=0.0)
+        if NORM:
+            scale = tl.load(norm_ptr + hs, mask=h_ok, other=0.0)
+            x = (x.to(tl.float32) * inv_rms * scale).to(x_ptr.dtype.element_ty)
+            tl.store(normed_ptr + token * H + hs, x, mask=h_ok & writer)
         acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     logits = tl.sum(acc, axis=1) + tl.load(b_ptr + experts, mask=e_ok, other=0.0).to(tl.float32)
     tl.store(logits_ptr + token * E + experts, logits.to(tl.bfloat16).to(tl.float32), mask=e_ok)
@@ -135,13 +155,52 @@ def router_logits(
     x: torch.Tensor, gate_weight: torch.Tensor, gate_bias: torch.Tensor
 ) -> torch.Tensor:
     """x [T, H] bf16 -> router logits [T, E] float32 holding bf16 values (as F.linear returns)."""
+    return _launch_logits(x, gate_weight, gate_bias, None, None)
+
+
+def norm_router_logits(
+    x: torch.Tensor,
+    norm_scale: torch.Tensor,
+    eps: float,
+    gate_weight: torch.Tensor,
+    gate_bias: torch.Tensor,
+    *,
+    blocks: tuple[int, int, int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [T, H] bf16 -> (rms_norm(x) [T, H] bf16, router_logits(rms_norm(x)) [T, E]) in one
+    launch (decode sizes). `blocks` (experts per program, BLOCK_H, warps) overrides the GPU
+    launch shape, for benchmarks/kernels.py to compare."""
+    if norm_scale.shape != (x.shape[1],) or norm_scale.dtype != torch.float32:
+        raise ValueError(f"norm_router_logits: scale {tuple(norm_scale.shape)} does not fit x")
+    normed = torch.empty_like(x)
+    norm = (norm_scale.contiguous(), eps)
+    logits = _launch_logits(x, gate_weight, gate_bias, norm, normed, blocks)
+    return normed, logits
+
+
+def _launch_logits(
+    x: torch.Tensor,
+    gate_weight: torch.Tensor,
+    gate_bias: torch.Tensor,
+    norm: tuple[torch.Tensor, float] | None,
+    normed: torch.Tensor | None,
+    blocks: tuple[int, int, int] | None = None,
+) -> torch.Tensor:
+    """Router logits [T, E], of rms_norm(x) when `norm` is given (written to `normed`)."""
     n_tokens, hidden = x.shape
     n_experts = gate_weight.shape[0]
+    if gate_weight.shape != (n_experts, hidden) or not x.is_contiguous():
+        raise ValueError(f"router: gate {tuple(gate_weight.shape)} does not fit x {tuple(x.shape)}")
     logits = torch.empty(n_tokens, n_experts, dtype=torch.float32, device=x.device)
-    rows = 2 if x.is_cuda else triton.next_power_of_2(n_experts)
-    block_h = 512 if x.is_cuda else min(256, triton.next_power_of_2(hidden))
+    norm_scale, eps = norm if norm is not None else (gate_weight, 0.0)  # unread without NORM
+    rows, block_h, warps = 2, 512, 4
+    if not x.is_cuda:  # the interpreter runs programs one by one: few, large programs
+        rows, warps = triton.next_power_of_2(n_experts), 1
+        block_h = min(256, triton.next_power_of_2(hidden))
+    rows, block_h, warps = blocks or (rows, block_h, warps)
     _router_logits_kernel[(n_tokens, triton.cdiv(n_experts, rows))](
-        x, gate_weight, gate_bias, logits, H=hidden, E=n_experts, ROWS=rows, BLOCK_H=block_h,
-        num_warps=4 if x.is_cuda else 1,
+        x, gate_weight, gate_bias, logits, norm_scale, normed if normed is not None else x,
+        float(eps), H=hidden, E=n_experts, ROWS=rows, BLOCK_H=block_h, NORM=norm is not None,
+        H_PAD=triton.next_power_of_2(hidden), num_warps=warps,
     )  # fmt: skip
     return logits

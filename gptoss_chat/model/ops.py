@@ -7,6 +7,10 @@ Triton backend replaces some entries with kernels of *exactly* these signatures:
     from dataclasses import replace
     ops = replace(TORCH_OPS, name="triton", moe=triton_moe, attention_decode=triton_decode)
 
+Three entries fuse a norm or a residual add with their neighbour (`norm_linear`,
+`linear_residual`, `moe_block`) so a decode step needs fewer launches; their defaults compose the
+references and give exactly the unfused results.
+
 `select_ops` picks the table: the kernels package plugs in by defining
 `gptoss_chat.kernels.build_ops(base: Ops, device: torch.device) -> Ops`.
 
@@ -115,6 +119,48 @@ class LinearOp(Protocol):
         ...
 
 
+class NormLinearOp(Protocol):
+    def __call__(
+        self,
+        x: torch.Tensor,
+        norm_scale: torch.Tensor,
+        eps: float,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """linear(rms_norm(x, norm_scale, eps), weight, bias): x [T, K] bf16 -> [T, N] bf16.
+
+        The normed x is rounded to x's dtype before the product, exactly as the two ops do."""
+        ...
+
+
+class LinearResidualOp(Protocol):
+    def __call__(
+        self,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        residual: torch.Tensor,
+    ) -> torch.Tensor:
+        """residual [T, N] + linear(x, weight, bias) -> [T, N], the linear's output rounded to
+        the activation dtype before the add (the add itself in that dtype, as torch does)."""
+        ...
+
+
+class MoeBlockOp(Protocol):
+    def __call__(
+        self,
+        x: torch.Tensor,
+        norm_scale: torch.Tensor,
+        eps: float,
+        weights: ExpertWeights,
+        experts_per_token: int,
+        swiglu_limit: float,
+    ) -> torch.Tensor:
+        """The MoE half of a layer with its residual: x + moe(rms_norm(x)), x [T, H] bf16."""
+        ...
+
+
 class RopeCacheOp(Protocol):
     def __call__(
         self,
@@ -177,6 +223,11 @@ class Ops:
     prepare_experts: PrepareExpertsOp = lambda weights: weights
     linear: LinearOp = F.linear
     rope_cache: RopeCacheOp = lambda *args: rope_cache_torch(*args)
+    # Fused entries. Their defaults compose the torch references above, so a table that replaces
+    # rms_norm / linear / moe but not these still computes the same thing (on the reference).
+    norm_linear: NormLinearOp = lambda *args: norm_linear_torch(*args)
+    linear_residual: LinearResidualOp = lambda *args: linear_residual_torch(*args)
+    moe_block: MoeBlockOp = lambda *args: moe_block_torch(*args)
     graph_safe_decode: bool = False
     """True when a T == 1 forward never syncs with the host, so decode can be a CUDA graph."""
     graph_safe_prefill: bool = False
@@ -328,6 +379,34 @@ def rope_cache_torch(
     k_cache.index_copy_(0, index, rotate(k))
     v_cache.index_copy_(0, index, v)
     return rotate(q)
+
+
+def norm_linear_torch(
+    x: torch.Tensor,
+    norm_scale: torch.Tensor,
+    eps: float,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> torch.Tensor:
+    return F.linear(rms_norm_torch(x, norm_scale, eps), weight, bias)
+
+
+def linear_residual_torch(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor
+) -> torch.Tensor:
+    return residual + F.linear(x, weight, bias)
+
+
+def moe_block_torch(
+    x: torch.Tensor,
+    norm_scale: torch.Tensor,
+    eps: float,
+    weights: ExpertWeights,
+    experts_per_token: int,
+    swiglu_limit: float,
+) -> torch.Tensor:
+    normed = rms_norm_torch(x, norm_scale, eps)
+    return x + moe_torch(normed, weights, experts_per_token, swiglu_limit)
 
 
 def unembedding_torch(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -140,10 +140,12 @@ class Transformer:
         cos, sin = self.rope_cos[positions], self.rope_sin[positions]  # [T, D/2]
         for index, layer in enumerate(self.weights.layers):
             with record_function(f"attention.{index}"):
-                x = x + self._attention(index, layer, x, cos, sin, cache)
+                x = self._attention_block(index, layer, x, cos, sin, cache)
             with record_function(f"moe.{index}"):
-                t = self.ops.rms_norm(x, layer.mlp_norm, c.rms_norm_eps)
-                x = x + self.ops.moe(t, layer.experts, c.experts_per_token, c.swiglu_limit)
+                x = self.ops.moe_block(
+                    x, layer.mlp_norm, c.rms_norm_eps, layer.experts, c.experts_per_token,
+                    c.swiglu_limit,
+                )  # fmt: skip
         if advance:
             cache.advance(n_tokens)
         if last_row is not None:
@@ -154,7 +156,7 @@ class Transformer:
             x = self.ops.rms_norm(x, self.weights.norm, c.rms_norm_eps)
             return self.ops.unembedding(x, self.weights.unembedding)
 
-    def _attention(
+    def _attention_block(
         self,
         index: int,
         layer: LayerWeights,
@@ -163,10 +165,13 @@ class Transformer:
         sin: torch.Tensor,
         cache: KVCache,
     ) -> torch.Tensor:
+        """x + attention(rms_norm(x)): the norm rides in the qkv projection, the residual add in
+        the out projection (one launch each at decode with the Triton table)."""
         c = self.config
         n_tokens = x.shape[0]
-        t = self.ops.rms_norm(x, layer.attn_norm, c.rms_norm_eps)
-        qkv = self.ops.linear(t, layer.qkv_weight, layer.qkv_bias)  # [T, (Hq + 2 Hkv) D]
+        qkv = self.ops.norm_linear(
+            x, layer.attn_norm, c.rms_norm_eps, layer.qkv_weight, layer.qkv_bias
+        )  # [T, (Hq + 2 Hkv) D]
         q = self.ops.rope_cache(
             qkv, cos, sin, cache.k[index], cache.v[index], cache.offset, c.num_attention_heads
         )  # [T, Hq, D]; k, v written at offset
@@ -175,4 +180,4 @@ class Transformer:
         out = attend(
             q, cache.k[index], cache.v[index], layer.sinks, cache.offset, window, self.sm_scale
         )  # [T, Hq D]
-        return self.ops.linear(out, layer.out_weight, layer.out_bias)
+        return self.ops.linear_residual(out, layer.out_weight, layer.out_bias, x)
