@@ -35,11 +35,17 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--context", type=int, default=4096)
     parser.add_argument("--forward", type=int, default=0)
+    parser.add_argument("--embedding-on-host", action="store_true")
     args = parser.parse_args()
     cuda = args.device.startswith("cuda")
     result: dict[str, float | int | str] = {"device": args.device, "rss_before": rss_now()}
     started = time.perf_counter()
-    generator = load_generator(args.model_dir, device=args.device, context=args.context)
+    generator = load_generator(
+        args.model_dir,
+        device=args.device,
+        context=args.context,
+        embedding_on_host=args.embedding_on_host or None,
+    )
     if cuda:
         torch.cuda.synchronize()
         result["gpu_peak_after_load"] = torch.cuda.max_memory_allocated()

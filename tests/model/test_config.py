@@ -84,3 +84,17 @@ def test_context_shrinks_to_what_fits() -> None:
     roomy, _ = choose_context(huge, None, cpu, workspace=0)
     tight, _ = choose_context(huge, None, cpu, workspace=16 * 1024**3)
     assert roomy > tight
+
+
+def test_embedding_stays_on_a_gpu_only_when_weights_and_full_context_fit(tmp_path) -> None:
+    from gptoss_chat.model.config import GPT_OSS_20B
+    from gptoss_chat.model.generator import TRITON_WORKSPACE_BYTES, embedding_fits_on_device
+    from gptoss_chat.model.layout import Layout
+    from gptoss_chat.model.weights import CheckpointInfo
+
+    shard = tmp_path / "model.safetensors"
+    shard.write_bytes(b"\0" * 4096)  # stands for the checkpoint's 13.8 GB
+    info = CheckpointInfo(Layout.ORIGINAL, tmp_path, GPT_OSS_20B, (shard,))
+    needed = 4096 + cache_bytes(GPT_OSS_20B, GPT_OSS_20B.max_context_length)
+    assert embedding_fits_on_device(info, needed + TRITON_WORKSPACE_BYTES)
+    assert not embedding_fits_on_device(info, needed + TRITON_WORKSPACE_BYTES - 1)

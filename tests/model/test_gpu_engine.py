@@ -37,9 +37,9 @@ def eager_padded(generator: LocalGenerator) -> LocalGenerator:
     return generator
 
 
-def test_embedding_table_stays_on_the_host_by_default(tiny_checkpoints: dict[Layout, Path]):
+def test_embedding_table_on_the_host_gives_the_same_tokens(tiny_checkpoints: dict[Layout, Path]):
     path = tiny_checkpoints[Layout.ORIGINAL]
-    host, device = engine(path), engine(path, embedding_on_host=False)
+    host, device = engine(path, embedding_on_host=True), engine(path, embedding_on_host=False)
     assert host.model.weights.embedding.device.type == "cpu"
     assert device.model.weights.embedding.is_cuda
     assert host.load_report.host_weight_bytes == TABLE_BYTES
