@@ -59,17 +59,17 @@ def moe_block(
     normalises x (one launch for norm and router), then the expert kernels; many: composed."""
     if x.shape[0] > DECODE_KERNEL_MAX_TOKENS:
         return x + moe(rms_norm(x, norm_scale, eps), weights, experts_per_token, swiglu_limit)
+    n_tokens, hidden = x.shape
+    fixed = (torch.empty(n_tokens, 2 * hidden, dtype=torch.int8, device=x.device),
+             torch.empty(n_tokens, hidden // 32, dtype=torch.float32, device=x.device))  # fmt: skip
     normed, logits = norm_router_logits(
-        x, norm_scale, eps, weights.gate_weight, weights.gate_bias
-    )  # [T, H] bf16, [T, E] float32
-    y = moe_experts_from_logits(
+        x, norm_scale, eps, weights.gate_weight, weights.gate_bias, quantized=fixed
+    )  # [T, H] bf16, [T, E] float32; the experts' input in fixed point too
+    return moe_experts_from_logits(
         normed, logits, experts_per_token, weights.mlp1_blocks, weights.mlp1_scales,
         weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
-        swiglu_limit,
+        swiglu_limit, quantized=fixed, residual=x,
     )  # fmt: skip
-    # One torch launch, the same bf16 rounding as today; it belongs in the experts' combine
-    # kernel (moe_decode.py), which would then add the residual before its bf16 store.
-    return x + y
 
 
 def _moe_by_expert(

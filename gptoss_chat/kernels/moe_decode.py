@@ -38,6 +38,7 @@ from gptoss_chat.kernels.mxfp4_int8 import (
     fixed_x_offsets,
     mxfp4_fixed_row_dot,
     quantize_fixed,
+    store_fixed,
 )
 from gptoss_chat.kernels.router import select_expert
 from gptoss_chat.model.mxfp4 import dequantize_mxfp4
@@ -50,15 +51,9 @@ def _quantize_kernel(x_ptr, xq_ptr, xs_ptr, K: tl.constexpr, G_PAD: tl.constexpr
     """x [T, K] (any float) -> xq [T, 2K] int8 (interleaved, see `fixed_x_offsets`),
     xs [T, K/32] float32."""
     token = tl.program_id(0)
-    groups = tl.arange(0, G_PAD)
-    g_ok = groups < K // 32
-    idx = groups[:, None] * 32 + tl.arange(0, 32)[None, :]  # [G, 32]
-    x = tl.load(x_ptr + token * K + idx, mask=g_ok[:, None], other=0.0).to(tl.float32)
-    hi, lo, step = quantize_fixed(x, g_ok)
-    at = xq_ptr + token * 2 * K + fixed_x_offsets(idx)
-    tl.store(at, hi, mask=g_ok[:, None])
-    tl.store(at + 8, lo, mask=g_ok[:, None])
-    tl.store(xs_ptr + token * (K // 32) + groups, step, mask=g_ok)
+    idx = tl.arange(0, G_PAD)[:, None] * 32 + tl.arange(0, 32)[None, :]  # [G, 32]
+    x = tl.load(x_ptr + token * K + idx, mask=idx < K, other=0.0).to(tl.float32)
+    store_fixed(x, xq_ptr + token * 2 * K, xs_ptr + token * (K // 32), G_PAD, K)
 
 
 @triton.jit
@@ -153,15 +148,21 @@ def _mlp2_kernel(
 
 
 @triton.jit
-def _combine_kernel(part_ptr, out_ptr, H: tl.constexpr, K_SEL: tl.constexpr, BLOCK: tl.constexpr):
-    """out[t] = sum over the k slots of part[t*k + slot], in slot order (deterministic)."""
+def _combine_kernel(part_ptr, out_ptr, H: tl.constexpr, K_SEL: tl.constexpr, BLOCK: tl.constexpr,
+                    residual_ptr=None, RESIDUAL: tl.constexpr = False):  # fmt: skip
+    """out[t] = sum over the k slots of part[t*k + slot], in slot order (deterministic), rounded
+    to bf16; with RESIDUAL, + residual[t] rounded again (what `x + moe(x)` in bf16 gives)."""
     token = tl.program_id(0)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     ok = cols < H
     total = tl.zeros([BLOCK], dtype=tl.float32)
     for slot in range(K_SEL):
         total += tl.load(part_ptr + (token * K_SEL + slot) * H + cols, mask=ok, other=0.0)
-    tl.store(out_ptr + token * H + cols, total.to(tl.bfloat16), mask=ok)
+    out = total.to(tl.bfloat16)
+    if RESIDUAL:
+        res = tl.load(residual_ptr + token * H + cols, mask=ok, other=0.0)
+        out = (out.to(tl.float32) + res.to(tl.float32)).to(tl.bfloat16)
+    tl.store(out_ptr + token * H + cols, out, mask=ok)
 
 
 def _configs(name: str) -> list[triton.Config]:
@@ -249,11 +250,19 @@ def moe_experts_from_logits(
     mlp2_scales: torch.Tensor,
     mlp2_bias: torch.Tensor,
     swiglu_limit: float,
+    *,
+    quantized: tuple[torch.Tensor, torch.Tensor] | None = None,
+    residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Like `moe_experts`, routing from router logits [T, E] float32: each program picks its
-    expert (top-k, softmax over the k) itself, so routing costs no launch of its own."""
+    expert (top-k, softmax over the k) itself, so routing costs no launch of its own.
+
+    quantized: x already in fixed point ([T, 2H] int8, [T, H/32] float32, as the norm-router
+    kernel writes it), which saves the quantising launch. residual [T, H] bf16: returned
+    residual + moe(x), added in the combining launch."""
     return _launch(x, router_logits, None, k_sel, mlp1_blocks, mlp1_scales, mlp1_bias,
-                   mlp2_blocks, mlp2_scales, mlp2_bias, swiglu_limit, None)  # fmt: skip
+                   mlp2_blocks, mlp2_scales, mlp2_bias, swiglu_limit, None, quantized,
+                   residual)  # fmt: skip
 
 
 def _launch(
@@ -269,6 +278,8 @@ def _launch(
     mlp2_bias: torch.Tensor,
     swiglu_limit: float,
     use_asm: bool | None = None,
+    quantized: tuple[torch.Tensor, torch.Tensor] | None = None,
+    residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`ids` [T, k] with `gates` [T, k], or (gates None) the router logits [T, E] float32."""
     _, hidden, inter = _check_experts(x, mlp1_blocks, mlp1_scales, mlp2_blocks, mlp2_scales)
@@ -286,8 +297,14 @@ def _launch(
         ids = ids.reshape(-1).contiguous()
         gates = gates.reshape(-1).float().contiguous()
     dev = x.device
-    xq = torch.empty(n_tokens, 2 * hidden, dtype=torch.int8, device=dev)
-    xs = torch.empty(n_tokens, hidden // 32, dtype=torch.float32, device=dev)
+    if quantized is None:
+        xq = torch.empty(n_tokens, 2 * hidden, dtype=torch.int8, device=dev)
+        xs = torch.empty(n_tokens, hidden // 32, dtype=torch.float32, device=dev)
+        _quantize_kernel[(n_tokens,)](
+            x, xq, xs, K=hidden, G_PAD=triton.next_power_of_2(hidden // 32), num_warps=4
+        )
+    else:
+        xq, xs = quantized
     aq = torch.empty(pairs, 2 * inter, dtype=torch.int8, device=dev)
     as_ = torch.empty(pairs, inter // 32, dtype=torch.float32, device=dev)
     part = torch.empty(pairs, hidden, dtype=torch.float32, device=dev)
@@ -295,9 +312,6 @@ def _launch(
     table = decode_table(dev)
     w1 = mlp1_blocks.view(torch.int32)
     w2 = mlp2_blocks.view(torch.int32)
-    _quantize_kernel[(n_tokens,)](
-        x, xq, xs, K=hidden, G_PAD=triton.next_power_of_2(hidden // 32), num_warps=4
-    )
     k_arg = {"K_SEL": k_sel} if routing else {}
     if x.is_cuda:
         _mlp1_tuned[(pairs, inter // 32)](
@@ -324,8 +338,9 @@ def _launch(
         )  # fmt: skip
     block = 1024 if x.is_cuda else triton.next_power_of_2(hidden)
     _combine_kernel[(n_tokens, triton.cdiv(hidden, block))](
-        part, out, H=hidden, K_SEL=k_sel, BLOCK=block, num_warps=4
-    )
+        part, out, H=hidden, K_SEL=k_sel, BLOCK=block, num_warps=4,
+        residual_ptr=residual, RESIDUAL=residual is not None,
+    )  # fmt: skip
     return out
 
 

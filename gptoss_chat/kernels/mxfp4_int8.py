@@ -205,6 +205,19 @@ def fixed_x_offsets(k):
 
 
 @triton.jit
+def store_fixed(values, xq_ptr, xs_ptr, G_PAD: tl.constexpr, K: tl.constexpr):
+    """Quantise one row's values [G_PAD, 32] float32 (groups past K / 32 are padding) and store
+    them: hi/lo bytes into xq [2K] int8 (interleaved, `fixed_x_offsets`), steps into xs [K/32]."""
+    groups = tl.arange(0, G_PAD)
+    g_ok = groups < K // 32
+    hi, lo, step = quantize_fixed(values, g_ok)
+    at = xq_ptr + fixed_x_offsets(groups[:, None] * 32 + tl.arange(0, 32)[None, :])
+    tl.store(at, hi, mask=g_ok[:, None])
+    tl.store(at + 8, lo, mask=g_ok[:, None])
+    tl.store(xs_ptr + groups, step, mask=g_ok)
+
+
+@triton.jit
 def quantize_fixed(values, group_ok):
     """float32 [G, 32] -> (hi int8 [G, 32], lo int8 [G, 32], step float32 [G]) with
     values ~= step * (254 * hi + lo); `group_ok` [G] masks groups out (step 1, zeros)."""

@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from gptoss_chat.kernels.mxfp4_int8 import store_fixed
 from gptoss_chat.model.ops import route as route_ref  # noqa: F401  (the reference, re-exported)
 
 
@@ -98,6 +99,9 @@ def _router_logits_kernel(
     BLOCK_H: tl.constexpr,
     NORM: tl.constexpr = False,
     H_PAD: tl.constexpr = 1,
+    xq_ptr=None,  # [T, 2H] int8: the normed row in fixed point for the experts (QUANT)
+    xs_ptr=None,  # [T, H/32] float32: its steps (QUANT)
+    QUANT: tl.constexpr = False,
 ):
     """ROWS router logits of one token per program: E / ROWS programs share the 184 KB matrix,
     so it streams at many SMs' bandwidth instead of one's. With NORM the logits are those of
@@ -126,6 +130,14 @@ def _router_logits_kernel(
         acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     logits = tl.sum(acc, axis=1) + tl.load(b_ptr + experts, mask=e_ok, other=0.0).to(tl.float32)
     tl.store(logits_ptr + token * E + experts, logits.to(tl.bfloat16).to(tl.float32), mask=e_ok)
+    # The first program also quantises the normed row (moe_decode's input format); a
+    # compile-time and a run-time condition, so two ifs.
+    if QUANT:  # noqa: SIM102
+        if tl.program_id(1) == 0:
+            scale_all = tl.load(norm_ptr + all_h, mask=all_h < H, other=0.0)
+            normed = (row * inv_rms * scale_all).to(x_ptr.dtype.element_ty).to(tl.float32)
+            store_fixed(tl.reshape(normed, [H_PAD // 32, 32]), xq_ptr + token * 2 * H,
+                        xs_ptr + token * (H // 32), H_PAD // 32, H)  # fmt: skip
 
 
 @triton.jit
@@ -166,15 +178,20 @@ def norm_router_logits(
     gate_bias: torch.Tensor,
     *,
     blocks: tuple[int, int, int] | None = None,
+    quantized: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """x [T, H] bf16 -> (rms_norm(x) [T, H] bf16, router_logits(rms_norm(x)) [T, E]) in one
-    launch (decode sizes). `blocks` (experts per program, BLOCK_H, warps) overrides the GPU
-    launch shape, for benchmarks/kernels.py to compare."""
+    launch (decode sizes). `quantized` ([T, 2H] int8, [T, H/32] float32): also fill these with
+    the normed rows in moe_decode's fixed point (saves its quantising launch). `blocks`
+    (experts per program, BLOCK_H, warps) overrides the GPU launch shape, for
+    benchmarks/kernels.py to compare."""
     if norm_scale.shape != (x.shape[1],) or norm_scale.dtype != torch.float32:
         raise ValueError(f"norm_router_logits: scale {tuple(norm_scale.shape)} does not fit x")
+    if quantized is not None and x.shape[1] % 32:
+        raise ValueError("fixed-point rows need a hidden size that is a multiple of 32")
     normed = torch.empty_like(x)
     norm = (norm_scale.contiguous(), eps)
-    logits = _launch_logits(x, gate_weight, gate_bias, norm, normed, blocks)
+    logits = _launch_logits(x, gate_weight, gate_bias, norm, normed, blocks, quantized)
     return normed, logits
 
 
@@ -185,6 +202,7 @@ def _launch_logits(
     norm: tuple[torch.Tensor, float] | None,
     normed: torch.Tensor | None,
     blocks: tuple[int, int, int] | None = None,
+    quantized: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Router logits [T, E], of rms_norm(x) when `norm` is given (written to `normed`)."""
     n_tokens, hidden = x.shape
@@ -204,5 +222,7 @@ def _launch_logits(
         x, gate_weight, gate_bias, logits, norm_scale, normed if normed is not None else x,
         float(eps), H=hidden, E=n_experts, ROWS=rows, BLOCK_H=block_h, NORM=norm is not None,
         H_PAD=triton.next_power_of_2(hidden), num_warps=warps,
+        xq_ptr=quantized[0] if quantized else None, xs_ptr=quantized[1] if quantized else None,
+        QUANT=quantized is not None,
     )  # fmt: skip
     return logits

@@ -121,7 +121,13 @@ def test_moe_block_equals_norm_moe_add(device, n_tokens) -> None:
     scale = _norm_scale(64, n_tokens, device)
     fused = moe_block(x, scale, EPS, experts, 2, 7.0)
     unfused = x + moe(rms_norm(x, scale, EPS), experts, 2, 7.0)
-    if device.type == "cpu":
+    if n_tokens <= 8:
+        # The residual rides in the experts' combining launch: on a GPU its two bf16 roundings
+        # are torch's; the interpreter truncates instead, so allow those two roundings there.
+        ulps = 0 if device.type == "cuda" else 2
+        spacing = unfused.float().abs() * 2.0**-7 + 1e-30
+        assert ((fused.float() - unfused.float()).abs() <= ulps * spacing).all()
+    else:  # prefill sizes compose the same launches
         assert torch.equal(fused, unfused)
     assert rel_err(fused, unfused) < 1e-2
     assert rel_err(fused, moe_block_torch(x, scale, EPS, experts, 2, 7.0)) < 2e-2

@@ -77,3 +77,24 @@ def test_fixed_offsets_interleave_hi_words_per_code_word(device: torch.device) -
     assert every == list(range(128))
     # code word j (values 8j..8j+7) finds hi bytes 16j..16j+7: words 4j, 4j+1
     assert offsets[8:16] == list(range(16, 24))
+
+
+def test_norm_router_writes_the_same_fixed_point_as_the_quantising_launch(
+    device: torch.device,
+) -> None:
+    from gptoss_chat.kernels.moe_decode import _quantize_kernel
+    from gptoss_chat.kernels.router import norm_router_logits
+    from tests.kernels.helpers import random_experts
+
+    w = random_experts(8, 96, 64, device, seed=3)
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(2, 96, generator=g) * 2).to(torch.bfloat16).to(device)
+    scale = (1 + 0.1 * torch.randn(96, generator=g)).to(device)
+    fixed = (torch.zeros(2, 192, dtype=torch.int8, device=device),
+             torch.zeros(2, 3, dtype=torch.float32, device=device))  # fmt: skip
+    normed, _ = norm_router_logits(x, scale, 1e-5, w.gate_weight, w.gate_bias, quantized=fixed)
+    xq = torch.empty_like(fixed[0])
+    xs = torch.empty_like(fixed[1])
+    _quantize_kernel[(2,)](normed, xq, xs, K=96, G_PAD=4, num_warps=4)
+    assert torch.equal(fixed[0], xq) and torch.equal(fixed[1], xs)
+    assert fixed[1].gt(0).all()
