@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from gptoss_chat.kernels.common import check_attention_inputs
+from gptoss_chat.kernels.common import check_attention_inputs, let_next_kernel_start, pdl_enabled
 from gptoss_chat.kernels.common import dot as _dot
 from gptoss_chat.model.ops import attention_torch
 
@@ -86,8 +86,16 @@ def _decode_partial_kernel(
 
 @triton.jit
 def _decode_combine_kernel(
-    m_ptr, l_ptr, acc_ptr, sinks_ptr, out_ptr, D: tl.constexpr, SPLITS: tl.constexpr
+    m_ptr,
+    l_ptr,
+    acc_ptr,
+    sinks_ptr,
+    out_ptr,
+    D: tl.constexpr,
+    SPLITS: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
+    let_next_kernel_start(PDL)  # the out projection may start streaming its weights
     head = tl.program_id(0)
     sp = tl.arange(0, SPLITS)
     d = tl.arange(0, D)
@@ -137,7 +145,15 @@ def attention_decode(
     )  # fmt: skip
     out = torch.empty(n_heads * head_dim, dtype=q.dtype, device=dev)
     _decode_combine_kernel[(n_heads,)](
-        part_m, part_l, part_acc, sinks, out, D=head_dim, SPLITS=splits, num_warps=1
+        part_m,
+        part_l,
+        part_acc,
+        sinks,
+        out,
+        D=head_dim,
+        SPLITS=splits,
+        num_warps=1,
+        PDL=pdl_enabled(q),
     )
     return out.view(1, n_heads * head_dim)
 

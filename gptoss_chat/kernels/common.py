@@ -6,6 +6,7 @@ import os
 
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 
 @triton.jit
@@ -16,6 +17,16 @@ def dot(a, b, UPCAST: tl.constexpr):
         return tl.dot(a.to(tl.float32), b.to(tl.float32))
     else:
         return tl.dot(a, b)
+
+
+def pdl_enabled(x) -> bool:
+    """Programmatic dependent launch on this tensor's device: Hopper or newer CUDA GPUs, unless
+    GPTOSS_PDL=0 (to measure without it)."""
+    if not x.is_cuda or os.environ.get("GPTOSS_PDL") == "0":
+        return False
+    import torch
+
+    return torch.cuda.get_device_capability(x.device)[0] >= 9
 
 
 def tuning_sweep() -> bool:
@@ -34,3 +45,21 @@ def check_attention_inputs(name: str, q, k_cache, v_cache) -> None:
         raise ValueError(f"{name}: q {tuple(q.shape)} does not fit cache {tuple(k_cache.shape)}")
     if head_dim & (head_dim - 1) or not (q.is_contiguous() and k_cache.is_contiguous()):
         raise ValueError(f"{name} needs contiguous tensors and a power-of-two head_dim")
+
+
+@triton.jit
+def let_next_kernel_start(PDL: tl.constexpr):
+    """Programmatic dependent launch: the kernel after this one (if launched with `launch_pdl`)
+    may start its programs now; they wait in `wait_for_previous_kernel` before touching our
+    outputs. Lets a GEMV request its first weights while this kernel finishes."""
+    if PDL:
+        gdc_launch_dependents()
+
+
+@triton.jit
+def wait_for_previous_kernel(PDL: tl.constexpr):
+    """Programmatic dependent launch: block until the previous kernel has finished and its
+    writes are visible. Everything before this call may read only what no earlier kernel of the
+    step writes (weights), and nothing may be written before it."""
+    if PDL:
+        gdc_wait()

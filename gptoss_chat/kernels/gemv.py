@@ -22,7 +22,12 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from gptoss_chat.kernels.common import tuning_sweep
+from gptoss_chat.kernels.common import (
+    let_next_kernel_start,
+    pdl_enabled,
+    tuning_sweep,
+    wait_for_previous_kernel,
+)
 from gptoss_chat.kernels.rms_norm import rms_norm
 
 
@@ -69,6 +74,7 @@ def _gemv_kernel(
     RESIDUAL: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
     token = tl.program_id(1)
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -78,20 +84,22 @@ def _gemv_kernel(
     w_rows = w_ptr + rows_safe.to(tl.int64)[:, None] * K
     x_row = x_ptr + token * K
     acc = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
+    let_next_kernel_start(PDL)
+    # The first weight tile is requested before anything that depends on the previous kernel
+    # (its x, and with PDL the wait for it), so the weight stream starts at once; starting from
+    # zero, the sums are still the plain loop's.
+    w = _weight_tile(w_rows, cols, K, BLOCK_K)
+    wait_for_previous_kernel(PDL)
     inv_rms = 1.0
-    k_start = 0
     if NORM:
         # Every program finds the row's 1/rms itself (K values from L2) instead of waiting for a
-        # norm launch: the same single float32 sum over the padded row as rms_norm.py. The first
-        # weight tile is requested before that reduction (and its barrier), so the weight stream
-        # starts at once; starting from zero, the sums are still the plain GEMV's.
-        w = _weight_tile(w_rows, cols, K, BLOCK_K)
+        # norm launch: the same single float32 sum over the padded row as rms_norm.py.
         all_k = tl.arange(0, K_PAD)
         row = tl.load(x_row + all_k, mask=all_k < K, other=0.0).to(tl.float32)
         inv_rms = tl.rsqrt(tl.sum(row * row, axis=0) / K + eps)
-        x = _x_tile(x_row, norm_ptr, cols, inv_rms, K, BLOCK_K, NORM)
-        acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
-        k_start = BLOCK_K
+    x = _x_tile(x_row, norm_ptr, cols, inv_rms, K, BLOCK_K, NORM)
+    acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
+    k_start = BLOCK_K
     for k0 in range(k_start, K, BLOCK_K):
         ks = k0 + cols
         w = _weight_tile(w_rows, ks, K, BLOCK_K)
@@ -208,7 +216,8 @@ def _launch(
                  NORM=norm is not None, RESIDUAL=residual is not None)  # fmt: skip
     if x.is_cuda:
         grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), n_tokens)  # noqa: E731
-        _gemv_tuned[grid](*args, **flags)
+        pdl = pdl_enabled(x)
+        _gemv_tuned[grid](*args, **flags, PDL=pdl, launch_pdl=pdl)
     else:
         # the interpreter runs programs one by one: few, large programs are fastest
         block_n, block_k = min(64, triton.next_power_of_2(n)), min(128, triton.next_power_of_2(k))

@@ -30,6 +30,8 @@ import torch
 import triton
 import triton.language as tl
 
+from gptoss_chat.kernels.common import wait_for_previous_kernel
+
 FIXED_POINT_HI = 254
 """x ~= step * (254 * hi + lo): lo holds what hi's rounding left, to 1/254 of hi's step."""
 FIXED_HI = tl.constexpr(FIXED_POINT_HI)
@@ -122,6 +124,7 @@ def mxfp4_fixed_row_dot(
     BLOCK_G: tl.constexpr,
     USE_ASM: tl.constexpr,
     PIPE: tl.constexpr = 0,
+    PDL: tl.constexpr = False,
 ):
     """Sum over k of W[r, k] * x[k] for R rows of one MXFP4 matrix, float32 [R].
 
@@ -136,6 +139,7 @@ def mxfp4_fixed_row_dot(
         # The next step's codes are requested before this step's arithmetic, so a load is
         # always in flight (Triton pipelines only loads that feed tl.dot by itself).
         packed = _load_codes(w_rows, row_mask, 0, BLOCK_G)
+        wait_for_previous_kernel(PDL)  # x comes from it; the first codes are already on the way
         for g0 in range(0, MAIN, BLOCK_G):
             following = _load_codes(w_rows, row_mask, tl.minimum(g0 + BLOCK_G, MAIN - BLOCK_G),
                                     BLOCK_G)  # fmt: skip
@@ -143,11 +147,13 @@ def mxfp4_fixed_row_dot(
                                BLOCK_G, USE_ASM)  # fmt: skip
             packed = following
     elif PIPE > 1 and MAIN > 0:
+        wait_for_previous_kernel(PDL)
         for g0 in tl.range(0, MAIN, BLOCK_G, num_stages=PIPE):
             packed = _load_codes(w_rows, row_mask, g0, BLOCK_G)
             acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
                                BLOCK_G, USE_ASM)  # fmt: skip
     else:
+        wait_for_previous_kernel(PDL)
         for g0 in range(0, MAIN, BLOCK_G):
             packed = _load_codes(w_rows, row_mask, g0, BLOCK_G)
             acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,

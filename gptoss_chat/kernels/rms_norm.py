@@ -11,9 +11,13 @@ import torch
 import triton
 import triton.language as tl
 
+from gptoss_chat.kernels.common import let_next_kernel_start, pdl_enabled
+
 
 @triton.jit
-def _rms_norm_kernel(x_ptr, scale_ptr, out_ptr, eps, H: tl.constexpr, BLOCK: tl.constexpr):
+def _rms_norm_kernel(x_ptr, scale_ptr, out_ptr, eps, H: tl.constexpr, BLOCK: tl.constexpr,
+                     PDL: tl.constexpr = False):  # fmt: skip
+    let_next_kernel_start(PDL)  # e.g. the unembedding may start streaming its weights
     row = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     ok = cols < H
@@ -32,7 +36,7 @@ def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
     block = triton.next_power_of_2(hidden)
     _rms_norm_kernel[(x.shape[0],)](
         x, scale.contiguous(), out, float(eps), H=hidden, BLOCK=block,
-        num_warps=8 if block >= 2048 else 4,
+        num_warps=8 if block >= 2048 else 4, PDL=pdl_enabled(x),
     )  # fmt: skip
     return out
 
