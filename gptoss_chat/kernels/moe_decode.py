@@ -32,7 +32,12 @@ import torch
 import triton
 import triton.language as tl
 
-from gptoss_chat.kernels.common import let_next_kernel_start, pdl_enabled, tuning_sweep
+from gptoss_chat.kernels.common import (
+    let_next_kernel_start,
+    pdl_enabled,
+    tuning_sweep,
+    wait_for_previous_kernel,
+)
 from gptoss_chat.kernels.mxfp4_int8 import (
     decode_table,
     fixed_x_offsets,
@@ -91,7 +96,10 @@ def _mlp1_kernel(
     PIPE: tl.constexpr = 0,
     PDL: tl.constexpr = False,
 ):
-    let_next_kernel_start(PDL)  # mlp2 may start streaming its experts' weights
+    # With PDL this program may start while the router runs: it waits for the router's logits,
+    # then lets mlp2 start (mlp2 reads those logits before its own wait, so not earlier).
+    wait_for_previous_kernel(PDL)
+    let_next_kernel_start(PDL)
     pair = tl.program_id(0)  # token * k + slot
     token = pair // K_SEL
     expert, _ = _expert_of(ids_ptr, ids_ptr, pair, FROM_LOGITS, E, E_PAD, K_SEL, K_PAD)
@@ -328,7 +336,7 @@ def _launch(
         _mlp1_tuned[(pairs, inter // 32)](
             xq.view(torch.int32), xs, ids, w1, mlp1_scales, mlp1_bias, aq, as_, table,
             float(swiglu_limit), H=hidden, INTER=inter, K_SEL=k_sel, USE_ASM=use_asm, **routing,
-            PDL=pdl,
+            PDL=pdl, launch_pdl=pdl,
         )  # fmt: skip
         grid2 = lambda meta: (pairs, triton.cdiv(hidden, meta["BLOCK_N"]))  # noqa: E731
         _mlp2_tuned[grid2](
