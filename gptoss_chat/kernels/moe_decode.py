@@ -49,6 +49,8 @@ from gptoss_chat.kernels.router import select_expert
 from gptoss_chat.model.mxfp4 import dequantize_mxfp4
 
 SWIGLU_ALPHA = 1.702  # written as a literal inside the kernels (Triton globals must be constexpr)
+MLP1_OUT = 32
+"""mlp1's outputs per program, quantised together as one group of mlp2's input (32 or 16)."""
 
 
 @triton.jit
@@ -95,6 +97,7 @@ def _mlp1_kernel(
     K_PAD: tl.constexpr = 1,
     PIPE: tl.constexpr = 0,
     PDL: tl.constexpr = False,
+    OUT: tl.constexpr = 32,
 ):
     # With PDL this program may start while the router runs: it waits for the router's logits,
     # then lets mlp2 start (mlp2 reads those logits before its own wait, so not earlier).
@@ -103,28 +106,29 @@ def _mlp1_kernel(
     pair = tl.program_id(0)  # token * k + slot
     token = pair // K_SEL
     expert, _ = _expert_of(ids_ptr, ids_ptr, pair, FROM_LOGITS, E, E_PAD, K_SEL, K_PAD)
-    rows = tl.program_id(1) * 64 + tl.arange(0, 64)  # 32 glu/linear pairs: one output group
+    # OUT glu/linear row pairs: one group of outputs, quantised together for mlp2 (OUT = 32 or 16)
+    rows = tl.program_id(1) * 2 * OUT + tl.arange(0, 2 * OUT)
     w_rows = blocks_ptr + expert * (2 * INTER * H // 8) + rows[:, None] * (H // 8)
     s_rows = scales_ptr + expert * (2 * INTER * H // 32) + rows[:, None] * (H // 32)
     h = mxfp4_fixed_row_dot(w_rows, s_rows, rows < 2 * INTER, xq_ptr + token * (H // 2),
-                            xs_ptr + token * (H // 32), table_ptr, H, 64, BLOCK_G,
+                            xs_ptr + token * (H // 32), table_ptr, H, 2 * OUT, BLOCK_G,
                             USE_ASM, PIPE)  # fmt: skip
     h += tl.load(bias_ptr + expert * 2 * INTER + rows).to(tl.float32)
-    glu, lin = tl.split(tl.reshape(h, [32, 2]))
+    glu, lin = tl.split(tl.reshape(h, [OUT, 2]))
     glu = tl.minimum(glu, limit)
     lin = tl.minimum(tl.maximum(lin, -limit), limit)
-    act = glu * tl.sigmoid(1.702 * glu) * (lin + 1.0)  # [32]
-    hi, lo, step = quantize_fixed(tl.reshape(act, [1, 32]), tl.full([1], True, tl.int1))
-    at = aq_ptr + pair * 2 * INTER + fixed_x_offsets(tl.program_id(1) * 32 + tl.arange(0, 32))
-    tl.store(at, tl.reshape(hi, [32]))
-    tl.store(at + 8, tl.reshape(lo, [32]))
-    tl.store(as_ptr + pair * (INTER // 32) + tl.program_id(1) + tl.arange(0, 1), step)
+    act = glu * tl.sigmoid(1.702 * glu) * (lin + 1.0)  # [OUT]
+    hi, lo, step = quantize_fixed(tl.reshape(act, [1, OUT]), tl.full([1], True, tl.int1))
+    at = aq_ptr + pair * 2 * INTER + fixed_x_offsets(tl.program_id(1) * OUT + tl.arange(0, OUT))
+    tl.store(at, tl.reshape(hi, [OUT]))
+    tl.store(at + 8, tl.reshape(lo, [OUT]))
+    tl.store(as_ptr + pair * (INTER // OUT) + tl.program_id(1) + tl.arange(0, 1), step)
 
 
 @triton.jit
 def _mlp2_kernel(
     aq_ptr32,  # [T*k, I/2] int32 view of the [T*k, 2I] int8 activations
-    as_ptr,  # [T*k, I/32] float32
+    as_ptr,  # [T*k, I/XG] float32: a step per group of XG activations (mlp1's OUT)
     ids_ptr,  # [T*k] expert ids, or router logits [T, E] (FROM_LOGITS)
     gate_ptr,  # [T*k] float32 routing weights (unused with FROM_LOGITS)
     blocks_ptr,  # [E, H, I/8] int32 view
@@ -144,6 +148,7 @@ def _mlp2_kernel(
     K_PAD: tl.constexpr = 1,
     PIPE: tl.constexpr = 0,
     PDL: tl.constexpr = False,
+    XG: tl.constexpr = 32,
 ):
     # With PDL this program may run while mlp1 finishes: the routing (the router's logits, two
     # launches back and complete before mlp1 started) and the first codes come before the wait
@@ -155,8 +160,8 @@ def _mlp2_kernel(
     w_rows = blocks_ptr + expert * (H * INTER // 8) + rows[:, None] * (INTER // 8)
     s_rows = scales_ptr + expert * (H * INTER // 32) + rows[:, None] * (INTER // 32)
     y = mxfp4_fixed_row_dot(w_rows, s_rows, row_ok, aq_ptr32 + pair * (INTER // 2),
-                            as_ptr + pair * (INTER // 32), table_ptr, INTER, BLOCK_N, BLOCK_G,
-                            USE_ASM, PIPE, PDL)  # fmt: skip
+                            as_ptr + pair * (INTER // XG), table_ptr, INTER, BLOCK_N, BLOCK_G,
+                            USE_ASM, PIPE, PDL, XG)  # fmt: skip
     y += tl.load(bias_ptr + expert * H + rows, mask=row_ok, other=0.0).to(tl.float32)
     tl.store(part_ptr + pair * H + rows, gate * y, mask=row_ok)
 
@@ -298,8 +303,11 @@ def _launch(
     use_asm: bool | None = None,
     quantized: tuple[torch.Tensor, torch.Tensor] | None = None,
     residual: torch.Tensor | None = None,
+    out_group: int | None = None,
 ) -> torch.Tensor:
-    """`ids` [T, k] with `gates` [T, k], or (gates None) the router logits [T, E] float32."""
+    """`ids` [T, k] with `gates` [T, k], or (gates None) the router logits [T, E] float32.
+    out_group: mlp1's outputs per program (32 or 16), also mlp2's activation group."""
+    out_group = out_group or MLP1_OUT
     _, hidden, inter = _check_experts(x, mlp1_blocks, mlp1_scales, mlp2_blocks, mlp2_scales)
     if use_asm is None:
         use_asm = x.is_cuda
@@ -324,7 +332,7 @@ def _launch(
     else:
         xq, xs = quantized
     aq = torch.empty(pairs, 2 * inter, dtype=torch.int8, device=dev)
-    as_ = torch.empty(pairs, inter // 32, dtype=torch.float32, device=dev)
+    as_ = torch.empty(pairs, inter // out_group, dtype=torch.float32, device=dev)
     part = torch.empty(pairs, hidden, dtype=torch.float32, device=dev)
     out = torch.empty_like(x)
     table = decode_table(dev)
@@ -333,28 +341,29 @@ def _launch(
     k_arg = {"K_SEL": k_sel} if routing else {}
     if x.is_cuda:
         pdl = pdl_enabled(x) and use_asm
-        _mlp1_tuned[(pairs, inter // 32)](
+        _mlp1_tuned[(pairs, inter // out_group)](
             xq.view(torch.int32), xs, ids, w1, mlp1_scales, mlp1_bias, aq, as_, table,
             float(swiglu_limit), H=hidden, INTER=inter, K_SEL=k_sel, USE_ASM=use_asm, **routing,
-            PDL=pdl, launch_pdl=pdl,
+            PDL=pdl, launch_pdl=pdl, OUT=out_group,
         )  # fmt: skip
         grid2 = lambda meta: (pairs, triton.cdiv(hidden, meta["BLOCK_N"]))  # noqa: E731
         _mlp2_tuned[grid2](
             aq.view(torch.int32), as_, ids, gates, w2, mlp2_scales, mlp2_bias, part, table,
             H=hidden, INTER=inter, USE_ASM=use_asm, **routing, **k_arg, PDL=pdl, launch_pdl=pdl,
+            XG=out_group,
         )  # fmt: skip
     else:  # the interpreter runs programs one by one: few, large programs are fastest
         block_g = min(8, triton.next_power_of_2(min(hidden, inter) // 32))
-        _mlp1_kernel[(pairs, inter // 32)](
+        _mlp1_kernel[(pairs, inter // out_group)](
             xq.view(torch.int32), xs, ids, w1, mlp1_scales, mlp1_bias, aq, as_, table,
             float(swiglu_limit), H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_G=block_g,
-            USE_ASM=use_asm, **routing,
+            USE_ASM=use_asm, **routing, OUT=out_group,
         )  # fmt: skip
         block_n = min(64, triton.next_power_of_2(hidden))
         _mlp2_kernel[(pairs, triton.cdiv(hidden, block_n))](
             aq.view(torch.int32), as_, ids, gates, w2, mlp2_scales, mlp2_bias, part, table,
             H=hidden, INTER=inter, BLOCK_N=block_n, BLOCK_G=block_g, USE_ASM=use_asm,
-            **routing, **k_arg,
+            **routing, **k_arg, XG=out_group,
         )  # fmt: skip
     block = 1024 if x.is_cuda else triton.next_power_of_2(hidden)
     _combine_kernel[(n_tokens, triton.cdiv(hidden, block))](

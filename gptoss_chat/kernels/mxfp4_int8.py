@@ -117,7 +117,7 @@ def mxfp4_fixed_row_dot(
     s_rows,  # pointer tensor [R, 1] (uint8): first scale of each row
     row_mask,  # [R] bool
     xq_ptr,  # int32 [K / 2]: x in fixed point, interleaved per code word (`fixed_x_offsets`)
-    xs_ptr,  # float32 [K / 32]: each group's step
+    xs_ptr,  # float32 [K / XG]: the step of each group of XG activations (32 or 16)
     table_ptr,  # int32 [4]: `decode_table` (read only by the GPU path)
     K: tl.constexpr,
     R: tl.constexpr,
@@ -125,6 +125,7 @@ def mxfp4_fixed_row_dot(
     USE_ASM: tl.constexpr,
     PIPE: tl.constexpr = 0,
     PDL: tl.constexpr = False,
+    XG: tl.constexpr = 32,
 ):
     """Sum over k of W[r, k] * x[k] for R rows of one MXFP4 matrix, float32 [R].
 
@@ -144,27 +145,40 @@ def mxfp4_fixed_row_dot(
             following = _load_codes(w_rows, row_mask, tl.minimum(g0 + BLOCK_G, MAIN - BLOCK_G),
                                     BLOCK_G)  # fmt: skip
             acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
-                               BLOCK_G, USE_ASM)  # fmt: skip
+                               BLOCK_G, USE_ASM, XG)  # fmt: skip
             packed = following
-    elif PIPE > 1 and MAIN > 0:
+    elif PIPE == 2 and MAIN > BLOCK_G:
+        # two steps ahead: twice the codes in flight per thread
+        packed = _load_codes(w_rows, row_mask, 0, BLOCK_G)
+        second = _load_codes(w_rows, row_mask, BLOCK_G, BLOCK_G)
+        wait_for_previous_kernel(PDL)
+        for g0 in range(0, MAIN, BLOCK_G):
+            following = _load_codes(
+                w_rows, row_mask, tl.minimum(g0 + 2 * BLOCK_G, MAIN - BLOCK_G), BLOCK_G
+            )
+            acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
+                               BLOCK_G, USE_ASM, XG)  # fmt: skip
+            packed = second
+            second = following
+    elif PIPE > 2 and MAIN > 0:
         wait_for_previous_kernel(PDL)
         for g0 in tl.range(0, MAIN, BLOCK_G, num_stages=PIPE):
             packed = _load_codes(w_rows, row_mask, g0, BLOCK_G)
             acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
-                               BLOCK_G, USE_ASM)  # fmt: skip
+                               BLOCK_G, USE_ASM, XG)  # fmt: skip
     else:
         wait_for_previous_kernel(PDL)
         for g0 in range(0, MAIN, BLOCK_G):
             packed = _load_codes(w_rows, row_mask, g0, BLOCK_G)
             acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
-                               BLOCK_G, USE_ASM)  # fmt: skip
+                               BLOCK_G, USE_ASM, XG)  # fmt: skip
     TAIL: tl.constexpr = n_groups - MAIN
     if TAIL > 0:
         TAIL_G: tl.constexpr = TAIL & -TAIL  # largest power of two dividing the tail
         for g0 in range(MAIN, n_groups, TAIL_G):
             tail_codes = _load_codes(w_rows, row_mask, g0, TAIL_G)
             acc += _group_sums(tail_codes, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
-                               TAIL_G, USE_ASM)  # fmt: skip
+                               TAIL_G, USE_ASM, XG)  # fmt: skip
     return acc
 
 
@@ -177,7 +191,8 @@ def _load_codes(w_rows, row_mask, g0, BG: tl.constexpr):
 
 @triton.jit
 def _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K: tl.constexpr,
-                R: tl.constexpr, BG: tl.constexpr, USE_ASM: tl.constexpr):  # fmt: skip
+                R: tl.constexpr, BG: tl.constexpr, USE_ASM: tl.constexpr,
+                XG: tl.constexpr = 32):  # fmt: skip
     """float32 [R]: each row's products over groups g0 .. g0+BG-1 (codes `packed`), scaled."""
     words = g0 * 4 + tl.arange(0, 4 * BG)  # code word index along the row
     if USE_ASM:
@@ -195,11 +210,17 @@ def _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K: tl.c
         at = (16 * words)[:, None] + nib[None, :]  # [4BG, 8]: hi bytes (`fixed_x_offsets`)
         xq = FIXED_HI * tl.load(xb + at).to(tl.int32) + tl.load(xb + at + 8).to(tl.int32)
         sums = tl.sum(fp4_doubled(codes) * xq[None, :, :], axis=2)  # [R, 4BG]
-    isum = tl.sum(tl.reshape(sums, [R, BG, 4]), axis=2)  # [R, BG], exact
     groups = g0 + tl.arange(0, BG)
     scale = tl.load(s_rows + groups[None, :], mask=row_mask[:, None], other=0)  # [R, BG] uint8
-    step = tl.load(xs_ptr + groups)  # [BG]
-    return tl.sum(isum.to(tl.float32) * (e8m0_half_scale(scale) * step[None, :]), axis=1)
+    if XG == 32:
+        isum = tl.sum(tl.reshape(sums, [R, BG, 4]), axis=2)  # [R, BG], exact
+        step = tl.load(xs_ptr + groups)  # [BG]
+        return tl.sum(isum.to(tl.float32) * (e8m0_half_scale(scale) * step[None, :]), axis=1)
+    else:  # two activation steps per weight group: halves of two words each
+        halves = tl.sum(tl.reshape(sums, [R, BG, 2, 2]), axis=3)  # [R, BG, 2], exact
+        step2 = tl.load(xs_ptr + (2 * groups)[:, None] + tl.arange(0, 2)[None, :])  # [BG, 2]
+        part = tl.sum(halves.to(tl.float32) * step2[None, :, :], axis=2)  # [R, BG]
+        return tl.sum(part * e8m0_half_scale(scale), axis=1)
 
 
 @triton.jit

@@ -100,3 +100,18 @@ def test_moe_decode_asm_path_equals_integer_path() -> None:
     args = (x, ids, gates, w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias, w.mlp2_blocks,
             w.mlp2_scales, w.mlp2_bias, 7.0)  # fmt: skip
     assert torch.equal(moe_experts(*args, use_asm=True), moe_experts(*args, use_asm=False))
+
+
+@pytest.mark.parametrize("out_group", [16, 32])
+def test_moe_decode_with_either_activation_group(device: torch.device, out_group: int) -> None:
+    """mlp1 programs of 32 outputs (one fixed-point group each) or of 16 (twice the programs,
+    mlp2 then scales each half-group of its products by its own step)."""
+    from gptoss_chat.kernels.moe_decode import _launch
+
+    w = random_experts(4, 96, 64, device, seed=7)
+    x = torch.randn(2, 96, device=device).to(torch.bfloat16)
+    ids, gates = route(x, w, 2)
+    weights = (w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias, w.mlp2_blocks, w.mlp2_scales,
+               w.mlp2_bias, 7.0)  # fmt: skip
+    out = _launch(x, ids, gates, 2, *weights, None, out_group=out_group)
+    assert rel_err(out, moe_experts_ref(x, ids, gates, *weights)) < 1e-2
