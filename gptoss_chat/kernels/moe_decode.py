@@ -4,25 +4,27 @@ At batch 1 each token reads 4 of 32 experts: 3 x 2880 x 2880 fp4 values per expe
 [2I, H], mlp2 [H, I]), 12.4 MB of codes and 0.8 MB of scales, a third of the bytes a decode step
 moves. No launch writes a bf16 copy of any weight; the products are exact integer dot products
 of doubled fp4 codes with 16-bit fixed-point activations (mxfp4_int8.py explains the numbers).
-Four launches after the router's:
+The launches after the router's:
 
 1. `_quantize_kernel`: each token's normed x [H] -> fixed point per group of 32 (two int8
-   halves, interleaved for the dot products, and a float32 step per group).
-2. `_mlp1_kernel`: one program per (token, slot, 32 outputs): the expert's 64 interleaved
-   glu/linear rows, + bias, clamped SwiGLU, and the 32 results quantised the same way for mlp2.
+   halves, interleaved for the dot products, and a float32 step per group). Skipped when the
+   norm-router kernel already wrote it (`quantized`, the decode path of `moe.moe_block`).
+2. `_mlp1_kernel`: one program per (token, slot, MLP1_OUT outputs): the expert's interleaved
+   glu/linear rows, + bias, clamped SwiGLU, and the outputs quantised as one group for mlp2.
 3. `_mlp2_kernel`: one program per (token, slot, BLOCK_N rows): W2 a + b2, times the routing
    weight, float32 partials [T*k, H].
-4. `_combine_kernel`: the k partials summed in slot order. No atomics, so the result does not
-   depend on scheduling.
+4. `_combine_kernel`: the k partials summed in slot order (no atomics, so the result does not
+   depend on scheduling), plus the residual when given.
 
 Routing: `moe_experts` takes ids and weights; `moe_experts_from_logits` takes the router's
 logits (router.py) and lets every program pick its own expert (top-k of 32 values, softmax over
-the k), which saves the top-k launch.
+the k), which saves the top-k launch. With programmatic dependent launch (Hopper), mlp1 comes up
+while the router runs and mlp2 requests its first codes while mlp1 finishes.
 
-Measured on an H100 (2026-11-22, 8 layers' experts in turn inside a CUDA graph): mlp1 18.8 us
-(1.88 TB/s), mlp2 11.2 us (1.58 TB/s), against 27 and 16 us for the float kernels this replaced
-(fp4 decoded to float, ~14 instructions a value, 1.2 TB/s). What limits it now is each kernel's
-ramp-up and tail at ~20-35 MB a launch, not arithmetic (~3.3 instructions a value).
+Measured on an H100 (2026-11-22, 8 layers' experts in turn inside a CUDA graph): the whole MoE
+32.9 us (mlp1 18.3 us at 1.93 TB/s, mlp2 11.4 us), against 45.5 us for the float kernels this
+replaced (fp4 decoded to float, ~14 instructions a value, 1.2 TB/s). What limits it now is each
+launch's ramp-up and tail at 18-35 MB, not arithmetic (~3.3 instructions a value).
 Extends the expert GEMV idea of gpt-oss `triton/moe.py` (there through triton_kernels' matmul_ogs).
 """
 
@@ -49,8 +51,10 @@ from gptoss_chat.kernels.router import select_expert
 from gptoss_chat.model.mxfp4 import dequantize_mxfp4
 
 SWIGLU_ALPHA = 1.702  # written as a literal inside the kernels (Triton globals must be constexpr)
-MLP1_OUT = 32
-"""mlp1's outputs per program, quantised together as one group of mlp2's input (32 or 16)."""
+MLP1_OUT = 16
+"""mlp1's outputs per program, quantised together as one group of mlp2's input (32 or 16).
+16 gives twice the programs (720): the whole MoE 32.9 us against 34.4 with 32 on an H100
+(2026-11-22, in a graph with PDL), although mlp2 then scales half-groups (11.4 against 11.2 us)."""
 
 
 @triton.jit

@@ -147,20 +147,7 @@ def mxfp4_fixed_row_dot(
             acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
                                BLOCK_G, USE_ASM, XG)  # fmt: skip
             packed = following
-    elif PIPE == 2 and MAIN > BLOCK_G:
-        # two steps ahead: twice the codes in flight per thread
-        packed = _load_codes(w_rows, row_mask, 0, BLOCK_G)
-        second = _load_codes(w_rows, row_mask, BLOCK_G, BLOCK_G)
-        wait_for_previous_kernel(PDL)
-        for g0 in range(0, MAIN, BLOCK_G):
-            following = _load_codes(
-                w_rows, row_mask, tl.minimum(g0 + 2 * BLOCK_G, MAIN - BLOCK_G), BLOCK_G
-            )
-            acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
-                               BLOCK_G, USE_ASM, XG)  # fmt: skip
-            packed = second
-            second = following
-    elif PIPE > 2 and MAIN > 0:
+    elif PIPE > 1 and MAIN > 0:
         wait_for_previous_kernel(PDL)
         for g0 in tl.range(0, MAIN, BLOCK_G, num_stages=PIPE):
             packed = _load_codes(w_rows, row_mask, g0, BLOCK_G)
