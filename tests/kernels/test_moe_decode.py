@@ -38,9 +38,11 @@ def _run(
     return rel_err(out, ref)
 
 
-def test_moe_decode_matches_reference_tiny(device: torch.device) -> None:
-    # hidden 96 is not a multiple of the 8-group step on GPU: exercises the K mask too.
-    assert _run(device, hidden=96, inter=64, n_experts=4, n_tokens=2, k=2, use_asm=None) < 1e-2
+@pytest.mark.parametrize(("hidden", "inter"), [(96, 64), (480, 224)])
+def test_moe_decode_matches_reference_tiny(device: torch.device, hidden: int, inter: int) -> None:
+    # 3, 15 and 7 groups of 32: whole steps, then narrower steps for what is left (4 + 2 + 1).
+    err = _run(device, hidden=hidden, inter=inter, n_experts=4, n_tokens=2, k=2, use_asm=None)
+    assert err < 1e-2
 
 
 def test_moe_decode_rejects_bad_shapes(device: torch.device) -> None:
