@@ -18,6 +18,7 @@ from textual.widgets import Collapsible, Static
 
 from gptoss_chat.events import TurnDone
 from gptoss_chat.tools.base import Decision, Proposal, ToolResult
+from gptoss_chat.ui.widgets.blank_background import BlankBackground
 from gptoss_chat.ui.widgets.streamed_markdown import StreamedMarkdown
 from gptoss_chat.ui.widgets.tool_block import ToolBlock
 
@@ -37,19 +38,26 @@ CitationLinker = Callable[[str], CitedText]
 class AnalysisPane(Collapsible):
     """The chain of thought of one turn; collapsed by the per-turn title or the global key."""
 
+    class Contents(BlankBackground, Collapsible.Contents):
+        pass
+
     def __init__(self, *, collapsed: bool) -> None:
         self.markdown = StreamedMarkdown(classes="analysis-text")
         super().__init__(self.markdown, title="Analysis · thinking…", collapsed=collapsed)
         self.add_class("analysis-pane")
 
 
-class TurnView(Widget):
+class AnswerColumn(BlankBackground, Vertical):
+    pass
+
+
+class TurnView(BlankBackground, Widget):
     """Driven by the app's turn worker: add_* buffer, the async methods change structure."""
 
     def __init__(self, *, analysis_collapsed: bool = False, tools_collapsed: bool = True) -> None:
         super().__init__(classes="turn")
         self.analysis = AnalysisPane(collapsed=analysis_collapsed)
-        self.answer = Vertical(classes="answer-column")
+        self.answer = AnswerColumn(classes="answer-column")
         self.tools_collapsed = tools_collapsed
         self._segment: StreamedMarkdown | None = None
         self._segment_kind = ""
