@@ -99,6 +99,10 @@ class FrozenBlocks(Widget):
         return "\n".join(line.text.rstrip() for line in self._painted.lines)
 
     def on_mount(self) -> None:
+        # Hide the blocks only now: until this copy is mounted, the compositor skips it.
+        with self.app.batch_update():
+            for block in self.blocks:
+                block.display = False
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:

@@ -3,10 +3,12 @@
 Deltas arrive far faster than frames (one per token): `append_text` only buffers. `flush`
 (called by the owner's ~60 Hz timer and before structural changes) hands the joined text to
 `Markdown.append`, which re-parses only from the last block on. That is what Textual's
-`MarkdownStream` does too; this class adds one thing: after an append that took t seconds the
-next one waits at least t. An append re-mounts the last block (a whole list or code fence), so
-back-to-back appends of a long fence cost O(fence × appends); spacing them keeps rendering under
-about half of the loop's time and lets the writes grow when the document is expensive.
+`MarkdownStream` does too; this class adds pacing: an append costs the append itself plus the
+layout and paint of the frame it causes, so after each write the next one waits for that frame
+and then PAUSE x (append + frame). Writes grow when the document is expensive, the loop keeps
+time for keys and scrolling, and when the model stops the view is at most one write behind.
+(An append re-mounts the last block, a whole list or code fence, so back-to-back appends of a
+long fence would cost O(fence x appends).)
 
 A second thing keeps long documents cheap: Textual lays out every widget on each frame, one
 per block, so once more than `FREEZE_AT` blocks are live, the finished ones (all but the last
@@ -30,6 +32,18 @@ FREEZE_AT = 12
 """Live blocks in a document that make its finished ones be copied into one widget."""
 KEEP_LIVE = 2
 """Blocks left live at the end: the one appends rewrite, and one spare."""
+SETTLE_SECONDS = 0.5
+"""After a document's last write (the end of a turn), how long copies wait."""
+FREEZE_MOST = 16
+"""Blocks copied in one go: a copy renders every line of its blocks (~1-2 ms a block here),
+and a big write can finish dozens of blocks at once; the rest wait for the next frame."""
+FREEZE_TRIES = 5
+"""Frames a freeze waits for an append in progress before it gives up (the next write asks
+again)."""
+PAUSE = 0.5
+"""After a write, idle this many times what the write and its frame took."""
+FRAME_WAIT_LIMIT = 0.5
+"""The longest a write waits for the frame of the previous one (a hidden pane has none)."""
 
 
 class StreamedMarkdown(BlankBackground, Markdown):
@@ -39,6 +53,7 @@ class StreamedMarkdown(BlankBackground, Markdown):
         self._write_lock = asyncio.Lock()
         self._next_write_at = 0.0
         self._freeze_scheduled = False
+        self._freeze_not_before = 0.0
         self.full_text = markdown
         """Everything appended so far, written or not (copy, export and tests read it)."""
 
@@ -63,13 +78,21 @@ class StreamedMarkdown(BlankBackground, Markdown):
             self._pending.clear()
             started = time.monotonic()
             await self.append(chunk)
-            finished = time.monotonic()
-            self._next_write_at = finished + (finished - started)
-        self.schedule_freeze()
+            self._next_write_at = time.monotonic() + FRAME_WAIT_LIMIT
+            self.call_after_refresh(self._painted, started)
+        if not force:
+            self.schedule_freeze()  # not at the end of a turn: then the view must catch up first
+
+    def _painted(self, write_started: float) -> None:
+        now = time.monotonic()
+        self._next_write_at = now + PAUSE * (now - write_started)
 
     async def finish(self) -> None:
-        """Write what is left now, whatever the pacing says."""
+        """Write what is left now, whatever the pacing says. Copies wait until the view has
+        caught up (a copy stalls the loop for a moment), then freeze what is finished."""
+        self._freeze_not_before = time.monotonic() + SETTLE_SECONDS
         await self.flush(force=True)
+        self.set_timer(SETTLE_SECONDS, self.schedule_freeze)
 
     def live_blocks(self) -> list[MarkdownBlock]:
         return [
@@ -78,30 +101,40 @@ class StreamedMarkdown(BlankBackground, Markdown):
             if isinstance(child, MarkdownBlock) and child.styles.display != "none"
         ]
 
-    def schedule_freeze(self, *, keep: int = KEEP_LIVE, at: int = FREEZE_AT) -> None:
-        """Copy the finished blocks into one widget once the next frame has painted them:
-        from a message of this widget's own, not from inside the flush, which may run in a
-        timer while the screen is laying out."""
+    def schedule_freeze(self, *, keep: int | None = None, at: int | None = None) -> None:
+        """Copy the finished blocks into one widget once the next frame has painted them: when
+        more than `at` blocks are live, all but the last `keep`."""
+        keep = KEEP_LIVE if keep is None else keep
+        at = FREEZE_AT if at is None else at
         if self._freeze_scheduled or len(self.live_blocks()) <= at:
             return
         self._freeze_scheduled = True
-        self.call_after_refresh(self._freeze, keep)
+        self.call_after_refresh(self._freeze, keep, FREEZE_TRIES, at)
 
-    async def _freeze(self, keep: int) -> None:
-        async with self._write_lock:  # no append while lines are copied and blocks swapped
-            self._freeze_scheduled = False
-            live = self.live_blocks()
-            blocks = live[: len(live) - keep]
-            if len(blocks) < 2 or not self.is_mounted:
-                return
-            painted = paint_blocks(self, blocks)
-            if painted is None:
-                return  # not laid out yet: the next flush asks again
-            frozen = FrozenBlocks(blocks, painted)
-            with self.app.batch_update():
-                await self.mount(frozen, before=blocks[0])
-                for block in blocks:
-                    block.display = False
+    def _freeze(self, keep: int, tries: int, at: int) -> None:
+        """Runs after a refresh, between frames. Synchronous: nothing else runs meanwhile, and
+        the blocks are hidden only when their copy is mounted (FrozenBlocks.on_mount), so no
+        frame shows both or neither."""
+        self._freeze_scheduled = False
+        if not self.is_mounted or time.monotonic() < self._freeze_not_before:
+            return
+        if self._write_lock.locked():  # an append is half done: its blocks are in flux
+            if tries > 1:
+                self._freeze_scheduled = True
+                self.call_after_refresh(self._freeze, keep, tries - 1, at)
+            return
+        live = self.live_blocks()
+        blocks = live[: max(0, len(live) - keep)]
+        laid_out = next((n for n, block in enumerate(blocks) if not block.region), len(blocks))
+        blocks = blocks[: min(laid_out, FREEZE_MOST)]
+        if len(blocks) < 2:
+            return
+        painted = paint_blocks(self, blocks)
+        if painted is not None:
+            self.mount(FrozenBlocks(blocks, painted), before=blocks[0])
+            if len(live) - len(blocks) > at:  # the rest in later frames, a stall at a time
+                self._freeze_scheduled = True
+                self.call_after_refresh(self._freeze, keep, FREEZE_TRIES, at)
 
     def update(self, markdown: str) -> AwaitComplete:
         """Replace the whole document (citations linked at the end of a turn)."""

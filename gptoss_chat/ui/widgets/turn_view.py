@@ -12,6 +12,8 @@ from typing import Protocol
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Size
+from textual.layout import DockArrangeResult
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Collapsible, Static
@@ -23,6 +25,8 @@ from gptoss_chat.ui.widgets.streamed_markdown import StreamedMarkdown
 from gptoss_chat.ui.widgets.tool_block import ToolBlock
 
 FRAME_SECONDS = 1 / 60
+ANALYSIS_MARGIN = 1
+"""The analysis pane's right margin in app.tcss (`TurnView > .analysis-pane`)."""
 
 
 class CitedText(Protocol):
@@ -70,6 +74,24 @@ class TurnView(BlankBackground, Widget):
     def compose(self) -> ComposeResult:
         yield self.analysis
         yield self.answer
+
+    def arrange(self, size: Size, optimal: bool = False) -> DockArrangeResult:
+        """Side by side, the CSS splits the width 2fr : 3fr. Fractions put the answer column at
+        a fractional x, and Textual measures its blocks at the floor of its width but places
+        them one cell wider: every layout wrapped every paragraph of the answer twice, at two
+        widths, and a block's height cache holds one. So the analysis gets the same share
+        in whole cells, which leaves the answer a whole number of cells too."""
+        target = None
+        layout = self.styles.layout
+        if layout is not None and layout.name == "horizontal" and not self.analysis.collapsed:
+            target = max(0, 2 * (size.width - ANALYSIS_MARGIN) // 5)
+        current = self.analysis.styles.inline.width
+        if target is None:
+            if current is not None:
+                self.analysis.styles.width = None  # the CSS again (collapsed, narrow)
+        elif current is None or current.cells != target:
+            self.analysis.styles.width = target
+        return super().arrange(size, optimal)
 
     def on_mount(self) -> None:
         self.analysis.display = False
