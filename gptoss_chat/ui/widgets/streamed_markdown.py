@@ -34,12 +34,11 @@ KEEP_LIVE = 2
 """Blocks left live at the end: the one appends rewrite, and one spare."""
 SETTLE_SECONDS = 0.5
 """After a document's last write (the end of a turn), how long copies wait."""
-FREEZE_MOST = 16
+FREEZE_MOST = 24
 """Blocks copied in one go: a copy renders every line of its blocks (~1-2 ms a block here),
 and a big write can finish dozens of blocks at once; the rest wait for the next frame."""
 FREEZE_TRIES = 5
-"""Frames a freeze waits for an append in progress before it gives up (the next write asks
-again)."""
+"""Frames a freeze after a turn waits for an append in progress before it gives up."""
 PAUSE = 0.5
 """After a write, idle this many times what the write and its frame took."""
 FRAME_WAIT_LIMIT = 0.5
@@ -77,11 +76,14 @@ class StreamedMarkdown(BlankBackground, Markdown):
             chunk = "".join(self._pending)
             self._pending.clear()
             started = time.monotonic()
-            await self.append(chunk)
+            with self.app.batch_update():
+                if not force:  # at the end of a turn the view must catch up first
+                    # Finished blocks are copied now, so that this write's frame lays out the
+                    # swap too (a copy on its own costs a layout of its own).
+                    self._freeze_blocks(KEEP_LIVE, FREEZE_AT)
+                await self.append(chunk)
             self._next_write_at = time.monotonic() + FRAME_WAIT_LIMIT
             self.call_after_refresh(self._painted, started)
-        if not force:
-            self.schedule_freeze()  # not at the end of a turn: then the view must catch up first
 
     def _painted(self, write_started: float) -> None:
         now = time.monotonic()
@@ -102,39 +104,46 @@ class StreamedMarkdown(BlankBackground, Markdown):
         ]
 
     def schedule_freeze(self, *, keep: int | None = None, at: int | None = None) -> None:
-        """Copy the finished blocks into one widget once the next frame has painted them: when
-        more than `at` blocks are live, all but the last `keep`."""
+        """Copy the finished blocks into one widget after the next frame, when more than `at`
+        blocks are live: all but the last `keep` (while the model writes, each write does
+        this itself; this is for the end of a turn and for tests)."""
         keep = KEEP_LIVE if keep is None else keep
         at = FREEZE_AT if at is None else at
         if self._freeze_scheduled or len(self.live_blocks()) <= at:
             return
         self._freeze_scheduled = True
-        self.call_after_refresh(self._freeze, keep, FREEZE_TRIES, at)
+        self.call_after_refresh(self._freeze_later, keep, at, FREEZE_TRIES)
 
-    def _freeze(self, keep: int, tries: int, at: int) -> None:
-        """Runs after a refresh, between frames. Synchronous: nothing else runs meanwhile, and
-        the blocks are hidden only when their copy is mounted (FrozenBlocks.on_mount), so no
-        frame shows both or neither."""
+    def _freeze_later(self, keep: int, at: int, tries: int) -> None:
         self._freeze_scheduled = False
         if not self.is_mounted or time.monotonic() < self._freeze_not_before:
             return
         if self._write_lock.locked():  # an append is half done: its blocks are in flux
             if tries > 1:
                 self._freeze_scheduled = True
-                self.call_after_refresh(self._freeze, keep, tries - 1, at)
+                self.call_after_refresh(self._freeze_later, keep, at, tries - 1)
             return
+        if self._freeze_blocks(keep, at):  # the rest in later frames, a stall at a time
+            self._freeze_scheduled = True
+            self.call_after_refresh(self._freeze_later, keep, at, FREEZE_TRIES)
+
+    def _freeze_blocks(self, keep: int, at: int) -> bool:
+        """Copy up to FREEZE_MOST finished, laid-out blocks into a FrozenBlocks; True if more
+        are left to copy. Synchronous, between appends; the blocks are hidden only when their
+        copy is mounted (FrozenBlocks.on_mount), so no frame shows both or neither."""
         live = self.live_blocks()
+        if len(live) <= at:
+            return False
         blocks = live[: max(0, len(live) - keep)]
         laid_out = next((n for n, block in enumerate(blocks) if not block.region), len(blocks))
         blocks = blocks[: min(laid_out, FREEZE_MOST)]
         if len(blocks) < 2:
-            return
+            return False
         painted = paint_blocks(self, blocks)
-        if painted is not None:
-            self.mount(FrozenBlocks(blocks, painted), before=blocks[0])
-            if len(live) - len(blocks) > at:  # the rest in later frames, a stall at a time
-                self._freeze_scheduled = True
-                self.call_after_refresh(self._freeze, keep, FREEZE_TRIES, at)
+        if painted is None:
+            return False
+        self.mount(FrozenBlocks(blocks, painted), before=blocks[0])
+        return len(live) - len(blocks) > at
 
     def update(self, markdown: str) -> AwaitComplete:
         """Replace the whole document (citations linked at the end of a turn)."""
