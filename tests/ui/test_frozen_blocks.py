@@ -146,3 +146,30 @@ async def test_appends_continue_after_a_freeze():
 
         live = [block._content.plain for block in displayed_blocks(document)]
         assert live == ["The last paragraph stays live. More of it.", "After", "The end."]
+
+
+class LinkHost(App):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clicked: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield StreamedMarkdown(DOCUMENT, open_links=False)
+
+    def on_markdown_link_clicked(self, event: StreamedMarkdown.LinkClicked) -> None:
+        self.clicked.append(event.href)
+
+
+async def test_a_link_in_a_frozen_copy_still_clicks():
+    app = LinkHost()
+    async with app.run_test(size=(70, 80)) as pilot:
+        document = app.query_one(StreamedMarkdown)
+        frozen = await freeze_now(pilot, document)
+        row = next(n for n, line in enumerate(frozen.text.splitlines()) if "link" in line)
+        column = frozen.text.splitlines()[row].index("link")
+
+        await pilot.click(offset=(frozen.region.x + column + 1, frozen.region.y + row))
+        await pilot.pause()
+
+        assert app.clicked == ["https://example.com"]
