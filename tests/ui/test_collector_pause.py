@@ -48,3 +48,18 @@ async def test_a_turn_holds_collections_and_releases_them_after(
         await finish_turn(pilot)
         await wait_until(pilot, lambda: gc.get_freeze_count() == 0)
         assert gc.get_threshold()[2] != collector_pause.HELD_GEN2_THRESHOLD
+
+
+async def test_quitting_mid_turn_gives_the_collector_back(encoding, make_test_app):
+    before = gc.get_threshold()
+    script = encoding.encode(ANSWER, allowed_special="all")
+    generator = GatedReplay([script], pause_after=5)
+    app = make_test_app(build_session(encoding, [], generator=generator))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await submit(pilot, "hi")
+        await wait_until(pilot, generator.paused.is_set)
+        assert gc.get_freeze_count() > 0
+    generator.gate.set()
+
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before

@@ -128,6 +128,10 @@ class ChatScreen(Screen[None]):
             # compete with it for the GIL.
             self.call_after_refresh(self.chat_app.start_loading)
 
+    def on_unmount(self) -> None:
+        # The app may quit mid-turn or before the release timer: give the collector back.
+        self.collector_pause.release()
+
     # -- status ----------------------------------------------------------------------------------
 
     def refresh_status(self, state: str | None = None) -> None:

@@ -169,20 +169,25 @@ class TurnView(BlankBackground, Widget):
         await self.answer.mount(Static(f"⚠ {message}", classes="inline-error", markup=False))
 
     async def finish(self, done: TurnDone) -> None:
-        """Write what is buffered, stop the streams and the timer, and sum up the turn."""
+        """Write what is buffered, stop the streams and the timer, and sum up the turn: all in
+        one batch, so the screen lays the end of the turn out once."""
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        await self.analysis.markdown.finish()
-        if self._segment is not None:
-            await self._segment.finish()
-        if self._tool_block is not None and done.interrupted:
-            self._tool_block.set_interrupted()
-        words = len(self.analysis.markdown.full_text.split())
-        self.analysis.title = f"Analysis · {words} words" if words else "Analysis"
-        footer = turn_summary(done)
-        if footer:
-            await self.answer.mount(Static(footer, classes="turn-footer", markup=False))
+        with self.app.batch_update():
+            if self._tool_block is not None and done.interrupted:
+                self._tool_block.set_interrupted()
+            words = len(self.analysis.markdown.full_text.split())
+            self.analysis.title = f"Analysis · {words} words" if words else "Analysis"
+            footer = turn_summary(done)
+            mounted = None
+            if footer:
+                mounted = self.answer.mount(Static(footer, classes="turn-footer", markup=False))
+            await self.analysis.markdown.finish()
+            if self._segment is not None:
+                await self._segment.finish()
+            if mounted is not None:
+                await mounted
 
     async def link_citations(self, normalize: CitationLinker) -> int:
         """Re-render the final answer with the browser's `【3†L9-L11】` citations as links and a
