@@ -135,3 +135,22 @@ async def test_text_buffered_when_the_turn_ends_is_written():
         assert block_texts(answer).strip() == "The answer is 42."
         assert block_texts(turn.analysis.markdown).strip() == "Thinking about it."
         assert not answer.has_pending
+
+
+async def test_an_analysis_collapsed_while_streaming_is_frozen_once_expanded(
+    encoding, make_test_app
+):
+    app = make_test_app(build_session(encoding, [long_completion()]))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")  # new turns start collapsed
+        await submit(pilot, "How does the cache behave?")
+        await finish_turn(pilot)
+        await pilot.pause(streamed_markdown.SETTLE_SECONDS + 0.3)
+        turn = app.query_one(TurnView)
+        assert turn.analysis.collapsed
+        assert not turn.analysis.query(FrozenBlocks)  # never laid out: nothing to copy
+
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: bool(turn.analysis.query(FrozenBlocks)))
+        for n in range(1, SECTIONS):
+            assert f"Step {n}:" in block_texts(turn.analysis.markdown)

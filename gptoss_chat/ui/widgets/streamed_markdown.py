@@ -11,9 +11,9 @@ time for keys and scrolling, and when the model stops the view is at most one wr
 long fence would cost O(fence x appends).)
 
 A second thing keeps long documents cheap: Textual lays out every widget on each frame, one
-per block, so once more than `FREEZE_AT` blocks are live, the finished ones (all but the last
-`KEEP_LIVE`) are copied into one `FrozenBlocks` after they have been painted (see
-frozen_blocks.py). Only the last block is ever rewritten by an append.
+per block, so once more than `FREEZE_AT` blocks are live, each write first copies the finished
+ones (all but the last `KEEP_LIVE`, laid out by the frame of the write before) into one
+`FrozenBlocks` (see frozen_blocks.py). Only the last block is ever rewritten by an append.
 """
 
 from __future__ import annotations

@@ -50,6 +50,11 @@ class AnalysisPane(Collapsible):
         super().__init__(self.markdown, title="Analysis · thinking…", collapsed=collapsed)
         self.add_class("analysis-pane")
 
+    def on_collapsible_expanded(self) -> None:
+        # Collapsed, its blocks were never laid out, so none could be frozen (after the frame
+        # that lays them out).
+        self.markdown.schedule_freeze()
+
 
 class AnswerColumn(BlankBackground, Vertical):
     pass
