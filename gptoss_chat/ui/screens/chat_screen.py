@@ -16,6 +16,7 @@ from textual.widgets import Footer, Label, TextArea
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from gptoss_chat.ui import slash_commands
+from gptoss_chat.ui.collector_pause import CollectorPause
 from gptoss_chat.ui.widgets.chat_log import ChatLog, UserMessage
 from gptoss_chat.ui.widgets.prompt_input import PromptInput
 from gptoss_chat.ui.widgets.status_bar import StatusBar
@@ -104,6 +105,8 @@ class ChatScreen(Screen[None]):
         self.analysis_collapsed = False
         """The global state the analysis key toggles; new turns start this way."""
         self._turn_active = False
+        self.collector_pause = CollectorPause()
+        """Full garbage collections wait while a turn streams (see collector_pause.py)."""
 
     @property
     def chat_app(self) -> GptossChatApp:
@@ -124,6 +127,10 @@ class ChatScreen(Screen[None]):
             # After the first frame: the loader thread (tokenizer, weights) would otherwise
             # compete with it for the GIL.
             self.call_after_refresh(self.chat_app.start_loading)
+
+    def on_unmount(self) -> None:
+        # The app may quit mid-turn or before the release timer: give the collector back.
+        self.collector_pause.release()
 
     # -- status ----------------------------------------------------------------------------------
 
@@ -213,6 +220,7 @@ class ChatScreen(Screen[None]):
         from gptoss_chat.ui.turn_driver import TurnDriver
 
         log = self.query_one(ChatLog)
+        self.collector_pause.hold()
         turn = await log.add_turn(analysis_collapsed=self.analysis_collapsed)
         driver = TurnDriver(
             turn,
@@ -226,6 +234,7 @@ class ChatScreen(Screen[None]):
             # Close the core's generator now, while the loop runs: that cancels the generation
             # thread instead of leaving it to the loop's shutdown.
             self._turn_active = False
+            self.collector_pause.release()
             with contextlib.suppress(Exception):
                 await events.aclose()  # type: ignore[attr-defined]
             raise
@@ -238,6 +247,7 @@ class ChatScreen(Screen[None]):
         if linker is not None and "【" in turn.answer_text:
             await turn.link_citations(linker)
         self._turn_active = False
+        self.collector_pause.release_later(self)
         if driver.done is not None:
             self.show_turn_stats(driver.done)
         self.refresh_status("")

@@ -12,16 +12,21 @@ from typing import Protocol
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Size
+from textual.layout import DockArrangeResult
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Collapsible, Static
 
 from gptoss_chat.events import TurnDone
 from gptoss_chat.tools.base import Decision, Proposal, ToolResult
+from gptoss_chat.ui.widgets.blank_background import BlankBackground
 from gptoss_chat.ui.widgets.streamed_markdown import StreamedMarkdown
 from gptoss_chat.ui.widgets.tool_block import ToolBlock
 
 FRAME_SECONDS = 1 / 60
+ANALYSIS_MARGIN = 1
+"""The analysis pane's right margin in app.tcss (`TurnView > .analysis-pane`)."""
 
 
 class CitedText(Protocol):
@@ -37,19 +42,31 @@ CitationLinker = Callable[[str], CitedText]
 class AnalysisPane(Collapsible):
     """The chain of thought of one turn; collapsed by the per-turn title or the global key."""
 
+    class Contents(BlankBackground, Collapsible.Contents):
+        pass
+
     def __init__(self, *, collapsed: bool) -> None:
         self.markdown = StreamedMarkdown(classes="analysis-text")
         super().__init__(self.markdown, title="Analysis · thinking…", collapsed=collapsed)
         self.add_class("analysis-pane")
 
+    def on_collapsible_expanded(self) -> None:
+        # Collapsed, its blocks were never laid out, so none could be frozen (after the frame
+        # that lays them out).
+        self.markdown.schedule_freeze()
 
-class TurnView(Widget):
+
+class AnswerColumn(BlankBackground, Vertical):
+    pass
+
+
+class TurnView(BlankBackground, Widget):
     """Driven by the app's turn worker: add_* buffer, the async methods change structure."""
 
     def __init__(self, *, analysis_collapsed: bool = False, tools_collapsed: bool = True) -> None:
         super().__init__(classes="turn")
         self.analysis = AnalysisPane(collapsed=analysis_collapsed)
-        self.answer = Vertical(classes="answer-column")
+        self.answer = AnswerColumn(classes="answer-column")
         self.tools_collapsed = tools_collapsed
         self._segment: StreamedMarkdown | None = None
         self._segment_kind = ""
@@ -62,6 +79,24 @@ class TurnView(Widget):
     def compose(self) -> ComposeResult:
         yield self.analysis
         yield self.answer
+
+    def arrange(self, size: Size, optimal: bool = False) -> DockArrangeResult:
+        """Side by side, the CSS splits the width 2fr : 3fr. Fractions put the answer column at
+        a fractional x, and Textual measures its blocks at the floor of its width but places
+        them one cell wider: every layout wrapped every paragraph of the answer twice, at two
+        widths, and a block's height cache holds one. So the analysis gets the same share
+        in whole cells, which leaves the answer a whole number of cells too."""
+        target = None
+        layout = self.styles.layout
+        if layout is not None and layout.name == "horizontal" and not self.analysis.collapsed:
+            target = max(0, 2 * (size.width - ANALYSIS_MARGIN) // 5)
+        current = self.analysis.styles.inline.width
+        if target is None:
+            if current is not None:
+                self.analysis.styles.width = None  # the CSS again (collapsed, narrow)
+        elif current is None or current.cells != target:
+            self.analysis.styles.width = target
+        return super().arrange(size, optimal)
 
     def on_mount(self) -> None:
         self.analysis.display = False
@@ -139,20 +174,25 @@ class TurnView(Widget):
         await self.answer.mount(Static(f"⚠ {message}", classes="inline-error", markup=False))
 
     async def finish(self, done: TurnDone) -> None:
-        """Write what is buffered, stop the streams and the timer, and sum up the turn."""
+        """Write what is buffered, stop the streams and the timer, and sum up the turn: all in
+        one batch, so the screen lays the end of the turn out once."""
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        await self.analysis.markdown.finish()
-        if self._segment is not None:
-            await self._segment.finish()
-        if self._tool_block is not None and done.interrupted:
-            self._tool_block.set_interrupted()
-        words = len(self.analysis.markdown.full_text.split())
-        self.analysis.title = f"Analysis · {words} words" if words else "Analysis"
-        footer = turn_summary(done)
-        if footer:
-            await self.answer.mount(Static(footer, classes="turn-footer", markup=False))
+        with self.app.batch_update():
+            if self._tool_block is not None and done.interrupted:
+                self._tool_block.set_interrupted()
+            words = len(self.analysis.markdown.full_text.split())
+            self.analysis.title = f"Analysis · {words} words" if words else "Analysis"
+            footer = turn_summary(done)
+            mounted = None
+            if footer:
+                mounted = self.answer.mount(Static(footer, classes="turn-footer", markup=False))
+            await self.analysis.markdown.finish()
+            if self._segment is not None:
+                await self._segment.finish()
+            if mounted is not None:
+                await mounted
 
     async def link_citations(self, normalize: CitationLinker) -> int:
         """Re-render the final answer with the browser's `【3†L9-L11】` citations as links and a
