@@ -24,7 +24,7 @@ while the router runs and mlp2 requests its first codes while mlp1 finishes.
 Measured on an H100 (2026-11-22, 8 layers' experts in turn inside a CUDA graph): the whole MoE
 32.9 us (mlp1 18.3 us at 1.93 TB/s, mlp2 11.4 us), against 45.5 us for the float kernels this
 replaced (fp4 decoded to float, ~14 instructions a value, 1.2 TB/s). What limits it now is each
-launch's ramp-up and tail at 18-35 MB, not arithmetic (~3.3 instructions a value).
+launch's ramp-up and tail at 18-35 MB, not arithmetic (3.3-4.0 instructions a value).
 Extends the expert GEMV idea of gpt-oss `triton/moe.py` (there through triton_kernels' matmul_ogs).
 """
 
