@@ -17,8 +17,9 @@ Here the products are integers:
   is exact in int32 (|sum| <= 32 * 12 * 32,385 < 2^24), then scaled once in float32 by
   step * 2^(e-128) (the e8m0 scale, halved for the doubled codes).
 
-About 2 instructions a value in all. The interpreter path (CI) computes the same integers with
-plain tensor ops. Ideas from llama.cpp's CUDA `get_int_from_table_16` + `dp4a` dot products
+About 2 instructions a value for decoding and products; with loads, addresses and reductions
+the compiled loop takes 3.3-4.0 (benchmarks/sass_count.py). The interpreter path (CI) computes
+the same integers with plain tensor ops. Ideas from llama.cpp's CUDA `get_int_from_table_16` + `dp4a` dot products
 and from Marlin's byte-permute dequantizers (no code taken).
 """
 
