@@ -26,6 +26,7 @@ from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownBlock
 
 from gptoss_chat.ui.widgets.blank_background import BlankBackground
+from gptoss_chat.ui.widgets.compact_list import CompactBulletList, CompactOrderedList
 from gptoss_chat.ui.widgets.frozen_blocks import FrozenBlocks, paint_blocks
 
 FREEZE_AT = 12
@@ -46,6 +47,12 @@ FRAME_WAIT_LIMIT = 0.5
 
 
 class StreamedMarkdown(BlankBackground, Markdown):
+    BLOCKS = {  # noqa: RUF012 - Textual's own class attribute, extended
+        **Markdown.BLOCKS,
+        "bullet_list_open": CompactBulletList,
+        "ordered_list_open": CompactOrderedList,
+    }
+
     def __init__(self, markdown: str = "", **kwargs) -> None:
         super().__init__(markdown, **kwargs)
         self._pending: list[str] = []
