@@ -345,6 +345,7 @@ async def stream_once(
                 await asyncio.sleep(0.002)
         done = time.perf_counter()
         generated = session.generator.last_stats.generated_tokens
+        await pilot.pause(0.1)  # let the turn's worker end before the app shuts down
     lag = done - getattr(generator, "finished_at", done)
     return done - start, generated, lag
 
