@@ -131,3 +131,30 @@ async def test_a_streamed_list_grows_item_by_item():
     async with reference.run_test(size=(80, 60)) as pilot:
         await pilot.pause(0.1)
         assert screen_cells(reference) == ours
+
+
+class LinkHost(App):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clicked: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        text = "- see [the docs](https://example.com/docs) first\n- then\n"
+        yield StreamedMarkdown(text, open_links=False)
+
+    def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
+        self.clicked.append(event.href)
+
+
+async def test_a_link_in_a_compact_list_still_clicks():
+    app = LinkHost()
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        compact = app.query_one(CompactBulletList)
+        assert compact.is_compact
+        column = compact.compact_text.index("the docs")
+
+        await pilot.click(offset=(compact.region.x + column + 1, compact.region.y))
+        await pilot.pause()
+
+        assert app.clicked == ["https://example.com/docs"]

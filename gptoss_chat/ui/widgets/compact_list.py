@@ -10,7 +10,8 @@ bullet in its own width and colour, each paragraph wrapped at the width its `Ver
 have, continuation lines blank under the bullet. Any other list (nested lists, code or several
 paragraphs in an item) is composed by Textual as before.
 
-Not drawn: Textual's text selection highlight inside a compact list (selecting copies its text).
+Not kept: Textual's text selection inside a compact list (no highlight is drawn, and a selection
+that touches the list copies the whole list).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from rich.style import Style as RichStyle
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.geometry import Size
-from textual.selection import Selection
 from textual.strip import Strip
 from textual.visual import Visual
 from textual.widgets._markdown import (
@@ -112,10 +112,12 @@ class CompactListMixin:
         self._line_cache = None
         super().notify_style_update()
 
-    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+    def get_selection(self, selection: object) -> tuple[str, str] | None:
         if self._items is None:
             return super().get_selection(selection)
-        return selection.extract(self.compact_text), "\n"
+        # The cells' offsets are per item, not per list: a selection that touches the list
+        # copies all of it rather than a wrong part.
+        return self.compact_text, "\n"
 
     def _compact_lines(self, width: int) -> list[Strip]:
         """Each item: the bullet (in its own colour) beside the paragraph wrapped at the width
