@@ -158,3 +158,15 @@ async def test_a_link_in_a_compact_list_still_clicks():
         await pilot.pause()
 
         assert app.clicked == ["https://example.com/docs"]
+
+
+async def test_a_theme_change_redraws_compact_lists():
+    textual_light, _ = await cells_of(Markdown, 57, "textual-light")
+    app = Host(StreamedMarkdown)
+    async with app.run_test(size=(57, 90)) as pilot:
+        await pilot.pause(0.1)
+        dark = screen_cells(app)
+        app.theme = "textual-light"
+        await pilot.pause(0.1)
+        assert screen_cells(app) != dark
+        assert screen_cells(app) == textual_light
