@@ -14,6 +14,7 @@ A second thing keeps long documents cheap: Textual lays out every widget on each
 per block, so once more than `FREEZE_AT` blocks are live, each write first copies the finished
 ones (all but the last `KEEP_LIVE`, laid out by the frame of the write before) into one
 `FrozenBlocks` (see frozen_blocks.py). Only the last block is ever rewritten by an append.
+Lists of one-paragraph items are one widget each rather than four per item (compact_list.py).
 """
 
 from __future__ import annotations
