@@ -14,6 +14,7 @@ A second thing keeps long documents cheap: Textual lays out every widget on each
 per block, so once more than `FREEZE_AT` blocks are live, each write first copies the finished
 ones (all but the last `KEEP_LIVE`, laid out by the frame of the write before) into one
 `FrozenBlocks` (see frozen_blocks.py). Only the last block is ever rewritten by an append.
+Lists of one-paragraph items are one widget each rather than four per item (compact_list.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownBlock
 
 from gptoss_chat.ui.widgets.blank_background import BlankBackground
+from gptoss_chat.ui.widgets.compact_list import CompactBulletList, CompactOrderedList
 from gptoss_chat.ui.widgets.frozen_blocks import FrozenBlocks, paint_blocks
 
 FREEZE_AT = 12
@@ -46,6 +48,12 @@ FRAME_WAIT_LIMIT = 0.5
 
 
 class StreamedMarkdown(BlankBackground, Markdown):
+    BLOCKS = {  # noqa: RUF012 - Textual's own class attribute, extended
+        **Markdown.BLOCKS,
+        "bullet_list_open": CompactBulletList,
+        "ordered_list_open": CompactOrderedList,
+    }
+
     def __init__(self, markdown: str = "", **kwargs) -> None:
         super().__init__(markdown, **kwargs)
         self._pending: list[str] = []
