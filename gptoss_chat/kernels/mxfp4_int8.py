@@ -19,8 +19,8 @@ Here the products are integers:
 
 About 2 instructions a value for decoding and products; with loads, addresses and reductions
 the compiled loop takes 3.3-4.0 (benchmarks/sass_count.py). The interpreter path (CI) computes
-the same integers with plain tensor ops. Ideas from llama.cpp's CUDA `get_int_from_table_16` + `dp4a` dot products
-and from Marlin's byte-permute dequantizers (no code taken).
+the same integers with plain tensor ops. Ideas from llama.cpp's CUDA `get_int_from_table_16` +
+`dp4a` dot products and from Marlin's byte-permute dequantizers (no code taken).
 """
 
 from __future__ import annotations
