@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import torch
 import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
@@ -19,13 +20,11 @@ def dot(a, b, UPCAST: tl.constexpr):
         return tl.dot(a, b)
 
 
-def pdl_enabled(x) -> bool:
+def pdl_enabled(x: torch.Tensor) -> bool:
     """Programmatic dependent launch on this tensor's device: Hopper or newer CUDA GPUs, unless
     GPTOSS_PDL=0 (to measure without it)."""
     if not x.is_cuda or os.environ.get("GPTOSS_PDL") == "0":
         return False
-    import torch
-
     return torch.cuda.get_device_capability(x.device)[0] >= 9
 
 
