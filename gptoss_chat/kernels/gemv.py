@@ -99,8 +99,7 @@ def _gemv_kernel(
         inv_rms = tl.rsqrt(tl.sum(row * row, axis=0) / K + eps)
     x = _x_tile(x_row, norm_ptr, cols, inv_rms, K, BLOCK_K, NORM)
     acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
-    k_start = BLOCK_K
-    for k0 in range(k_start, K, BLOCK_K):
+    for k0 in range(BLOCK_K, K, BLOCK_K):
         ks = k0 + cols
         w = _weight_tile(w_rows, ks, K, BLOCK_K)
         x = _x_tile(x_row, norm_ptr, ks, inv_rms, K, BLOCK_K, NORM)

@@ -151,8 +151,9 @@ def _grouped_mlp2_kernel(
 
 
 def _blocks(cuda: bool) -> tuple[int, int, int, int]:
-    """(BLOCK_M, BLOCK_I, BLOCK_N, BLOCK_K) on the CPU; on a GPU the last three are autotuned
-    among powers of two up to 64, so H and I must be multiples of 64 (2880 = 45 x 64)."""
+    """(BLOCK_M, BLOCK_I, BLOCK_N, BLOCK_K) on the CPU; on a GPU the last three come from
+    `WINNERS` (or a sweep), powers of two up to 64, so H and I must be multiples of 64
+    (2880 = 45 x 64). moe_grouped picks BLOCK_M by the tokens per expert."""
     return (64, 64, 64, 64) if cuda else (16, 16, 32, 32)
 
 
