@@ -117,3 +117,62 @@ def test_moe_decode_with_either_activation_group(device: torch.device, out_group
                w.mlp2_bias, 7.0)  # fmt: skip
     out = _launch(x, ids, gates, 2, *weights, None, out_group=out_group)
     assert rel_err(out, moe_experts_ref(x, ids, gates, *weights)) < 1e-2
+
+
+@pytest.mark.parametrize("ksplit", [2, 3])
+def test_moe_decode_split_k_mlp1_matches_unsplit(device: torch.device, ksplit: int) -> None:
+    """mlp1 in KSPLIT column ranges joined by the last program: the same result as one range
+    up to float32 summation order, and every arrival counter back at zero (graph replays)."""
+    from gptoss_chat.kernels.moe_decode import COUNTER_SLOTS, _launch, arrival_counters
+
+    w = random_experts(4, 192, 64, device, seed=8)  # 6 groups of 32: ranges of 3 or 2 groups
+    x = torch.randn(3, 192, device=device).to(torch.bfloat16)
+    ids, gates = route(x, w, 2)
+    weights = (w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias, w.mlp2_blocks, w.mlp2_scales,
+               w.mlp2_bias, 7.0)  # fmt: skip
+    whole = _launch(x, ids, gates, 2, *weights, None, ksplit=1, combine=False)
+    split = _launch(x, ids, gates, 2, *weights, None, ksplit=ksplit, combine=False)
+    assert (split.float() - whole.float()).abs().max() <= 2e-2 * whole.float().abs().max()
+    assert rel_err(split, moe_experts_ref(x, ids, gates, *weights)) < 1e-2
+    assert int(arrival_counters(device)[: COUNTER_SLOTS // 2].abs().sum()) == 0
+
+
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_moe_decode_combine_in_mlp2_equals_combine_launch(
+    device: torch.device, with_residual: bool
+) -> None:
+    """The k slots summed by mlp2's last program per row block give bit for bit what the
+    combining launch gives (same slot order, same roundings), and the counters end at zero."""
+    from gptoss_chat.kernels.moe_decode import COUNTER_SLOTS, _launch, arrival_counters
+
+    w = random_experts(8, 96, 64, device, seed=9)
+    x = torch.randn(3, 96, device=device).to(torch.bfloat16)
+    ids, gates = route(x, w, 4)
+    weights = (w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias, w.mlp2_blocks, w.mlp2_scales,
+               w.mlp2_bias, 7.0)  # fmt: skip
+    residual = torch.randn_like(x) if with_residual else None
+    launched = _launch(x, ids, gates, 4, *weights, None, residual=residual, combine=False)
+    fused = _launch(x, ids, gates, 4, *weights, None, residual=residual, combine=True)
+    assert torch.equal(fused, launched)
+    assert int(arrival_counters(device)[COUNTER_SLOTS // 2 :].abs().sum()) == 0
+    # twice in a row: a counter left behind would skip or repeat an epilogue
+    assert torch.equal(_launch(x, ids, gates, 4, *weights, None, residual=residual), launched)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("ksplit", [1, 2, 3])
+def test_moe_decode_full_shape_split_and_combine(ksplit: int) -> None:
+    """Full 20b shapes on the GPU: split mlp1 and mlp2's combine against the reference and
+    against the two-launch form, repeated (counters must reset between calls)."""
+    from gptoss_chat.kernels.moe_decode import _launch
+
+    dev = torch.device("cuda")
+    w = random_experts(32, 2880, 2880, dev, seed=12)
+    x = torch.randn(1, 2880, device=dev).to(torch.bfloat16)
+    ids, gates = route(x, w, 4)
+    weights = (w.mlp1_blocks, w.mlp1_scales, w.mlp1_bias, w.mlp2_blocks, w.mlp2_scales,
+               w.mlp2_bias, 7.0)  # fmt: skip
+    plain = _launch(x, ids, gates, 4, *weights, None, ksplit=ksplit, combine=False)
+    for _ in range(3):
+        assert torch.equal(_launch(x, ids, gates, 4, *weights, None, ksplit=ksplit), plain)
+    assert rel_err(plain, moe_experts_ref(x, ids, gates, *weights)) < 1e-2
