@@ -91,7 +91,7 @@ def _gemv_kernel(
     # kernel still runs; starting from zero, PRELOAD 1 gives exactly the plain loop's sums.
     PRE_K: tl.constexpr = PRELOAD * BLOCK_K
     pre_cols = tl.arange(0, PRE_K)
-    w = _weight_tile(w_rows, pre_cols, K, PRE_K)
+    w_pre = _weight_tile(w_rows, pre_cols, K, PRE_K)
     wait_for_previous_kernel(PDL)
     inv_rms = 1.0
     if NORM:
@@ -100,11 +100,11 @@ def _gemv_kernel(
         all_k = tl.arange(0, K_PAD)
         row = tl.load(x_row + all_k, mask=all_k < K, other=0.0).to(tl.float32)
         inv_rms = tl.rsqrt(tl.sum(row * row, axis=0) / K + eps)
-    x = _x_tile(x_row, norm_ptr, pre_cols, inv_rms, K, PRE_K, NORM)
+    x_pre = _x_tile(x_row, norm_ptr, pre_cols, inv_rms, K, PRE_K, NORM)
     if PRELOAD == 1:
-        acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
+        acc += w_pre.to(tl.float32) * x_pre.to(tl.float32)[None, :]
     else:
-        products = w.to(tl.float32) * x.to(tl.float32)[None, :]  # [BLOCK_N, PRE_K]
+        products = w_pre.to(tl.float32) * x_pre.to(tl.float32)[None, :]  # [BLOCK_N, PRE_K]
         acc += tl.sum(tl.reshape(products, [BLOCK_N, PRELOAD, BLOCK_K]), axis=1)
     for k0 in range(PRE_K, K, BLOCK_K):
         ks = k0 + cols
