@@ -66,8 +66,6 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=16, help="mlp2 rows per program")
     parser.add_argument("--groups", type=int, default=8, help="groups of 32 per step")
     parser.add_argument("--warps", type=int, default=4)
-    parser.add_argument("--ksplit", type=int, default=1, help="mlp1 column ranges (KSPLIT)")
-    parser.add_argument("--combine", action="store_true", help="mlp2 with the slot combine")
     args = parser.parse_args()
     common = {"H": 2880, "INTER": 2880, "BLOCK_G": args.groups, "USE_ASM": True, "PIPE": 1,
               "FROM_LOGITS": False, "E": 1, "E_PAD": 1, "K_PAD": 1, "PDL": True}  # fmt: skip
@@ -77,15 +75,12 @@ def main() -> int:
     kernels = {
         "mlp1": (moe_decode._mlp1_kernel, 2 * out,
                  {"xq_ptr": "*i32", "xs_ptr": "*fp32", **pointers, "aq_ptr": "*i8",
-                  "as_ptr": "*fp32", "limit": "fp32", "split_ptr": "*fp32",
-                  "counter_ptr": "*i32"},
-                 {**common, "K_SEL": 4, "OUT": out, "KSPLIT": args.ksplit}),
+                  "as_ptr": "*fp32", "limit": "fp32"},
+                 {**common, "K_SEL": 4, "OUT": out}),
         "mlp2": (moe_decode._mlp2_kernel, args.rows,
                  {"aq_ptr32": "*i32", "as_ptr": "*fp32", "gate_ptr": "*fp32", **pointers,
-                  "part_ptr": "*fp32", "out_ptr": "*bf16", "residual_ptr": "*bf16",
-                  "counter_ptr": "*i32"},
-                 {**common, "K_SEL": 4, "BLOCK_N": args.rows, "XG": out,
-                  "COMBINE": args.combine, "RESIDUAL": args.combine}),
+                  "part_ptr": "*fp32"},
+                 {**common, "K_SEL": 1, "BLOCK_N": args.rows, "XG": out}),
     }  # fmt: skip
     for name, (fn, rows, signature, constexprs) in kernels.items():
         params = list(fn.arg_names)

@@ -75,7 +75,6 @@ def _gemv_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     PDL: tl.constexpr = False,
-    PRELOAD: tl.constexpr = 1,
 ):
     token = tl.program_id(1)
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -86,12 +85,10 @@ def _gemv_kernel(
     x_row = x_ptr + token * K
     acc = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
     let_next_kernel_start(PDL)
-    # The first PRELOAD weight tiles are requested before anything that depends on the previous
-    # kernel (its x, and with PDL the wait for it), so the weight stream starts while that
-    # kernel still runs; starting from zero, PRELOAD 1 gives exactly the plain loop's sums.
-    PRE_K: tl.constexpr = PRELOAD * BLOCK_K
-    pre_cols = tl.arange(0, PRE_K)
-    w_pre = _weight_tile(w_rows, pre_cols, K, PRE_K)
+    # The first weight tile is requested before anything that depends on the previous kernel
+    # (its x, and with PDL the wait for it), so the weight stream starts at once; starting from
+    # zero, the sums are still the plain loop's.
+    w = _weight_tile(w_rows, cols, K, BLOCK_K)
     wait_for_previous_kernel(PDL)
     inv_rms = 1.0
     if NORM:
@@ -100,13 +97,9 @@ def _gemv_kernel(
         all_k = tl.arange(0, K_PAD)
         row = tl.load(x_row + all_k, mask=all_k < K, other=0.0).to(tl.float32)
         inv_rms = tl.rsqrt(tl.sum(row * row, axis=0) / K + eps)
-    x_pre = _x_tile(x_row, norm_ptr, pre_cols, inv_rms, K, PRE_K, NORM)
-    if PRELOAD == 1:
-        acc += w_pre.to(tl.float32) * x_pre.to(tl.float32)[None, :]
-    else:
-        products = w_pre.to(tl.float32) * x_pre.to(tl.float32)[None, :]  # [BLOCK_N, PRE_K]
-        acc += tl.sum(tl.reshape(products, [BLOCK_N, PRELOAD, BLOCK_K]), axis=1)
-    for k0 in range(PRE_K, K, BLOCK_K):
+    x = _x_tile(x_row, norm_ptr, cols, inv_rms, K, BLOCK_K, NORM)
+    acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
+    for k0 in range(BLOCK_K, K, BLOCK_K):
         ks = k0 + cols
         w = _weight_tile(w_rows, ks, K, BLOCK_K)
         x = _x_tile(x_row, norm_ptr, ks, inv_rms, K, BLOCK_K, NORM)
@@ -143,10 +136,6 @@ _H100_BEST = [triton.Config({"BLOCK_N": 8, "BLOCK_K": 512}, num_warps=4, num_sta
 _gemv_tuned = triton.autotune(
     configs=_CONFIGS if tuning_sweep() else _H100_BEST, key=["N", "K", "NORM", "RESIDUAL"]
 )(_gemv_kernel)
-
-PRELOAD = 1
-"""Weight tiles each GEMV program requests before waiting for the previous kernel (with PDL):
-a power of two; more of the stream overlaps the previous kernel, at the cost of registers."""
 
 DECODE_MAX_TOKENS = 8
 """Above this many tokens cuBLAS (F.linear) beats a matrix-vector kernel per token."""
@@ -227,12 +216,12 @@ def _launch(
     if x.is_cuda:
         grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), n_tokens)  # noqa: E731
         pdl = pdl_enabled(x)
-        _gemv_tuned[grid](*args, **flags, PDL=pdl, launch_pdl=pdl, PRELOAD=PRELOAD if pdl else 1)
+        _gemv_tuned[grid](*args, **flags, PDL=pdl, launch_pdl=pdl)
     else:
         # the interpreter runs programs one by one: few, large programs are fastest
         block_n, block_k = min(64, triton.next_power_of_2(n)), min(128, triton.next_power_of_2(k))
         grid = (triton.cdiv(n, block_n), n_tokens)
-        _gemv_kernel[grid](*args, **flags, BLOCK_N=block_n, BLOCK_K=block_k, PRELOAD=PRELOAD)
+        _gemv_kernel[grid](*args, **flags, BLOCK_N=block_n, BLOCK_K=block_k)
     return out
 
 

@@ -30,8 +30,6 @@ Extends the expert GEMV idea of gpt-oss `triton/moe.py` (there through triton_ke
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import triton
 import triton.language as tl
@@ -51,15 +49,6 @@ from gptoss_chat.kernels.mxfp4_int8 import (
 )
 from gptoss_chat.kernels.router import select_expert
 from gptoss_chat.model.mxfp4 import dequantize_mxfp4
-
-MLP1_KSPLIT = 1
-"""mlp1's column ranges per output group (`_mlp1_kernel`'s KSPLIT); a divisor of H/32."""
-COMBINE_IN_MLP2 = True
-"""Sum the k slots in mlp2's last program per row block instead of a combining launch."""
-COUNTER_SLOTS = 16384
-"""Arrival counters per device for the last-program epilogues: mlp1's split-K sums use the first
-half (one per (token, slot, output group)), mlp2's slot combine the second (one per (token, row
-block))."""
 
 SWIGLU_ALPHA = 1.702  # written as a literal inside the kernels (Triton globals must be constexpr)
 MLP1_OUT = 16
@@ -113,9 +102,6 @@ def _mlp1_kernel(
     PIPE: tl.constexpr = 0,
     PDL: tl.constexpr = False,
     OUT: tl.constexpr = 32,
-    KSPLIT: tl.constexpr = 1,
-    split_ptr=None,  # [T*k, I/OUT, KSPLIT, 2*OUT] float32 partial sums (KSPLIT > 1)
-    counter_ptr=None,  # int32 [T*k * I/OUT] arrival counters, zero between calls (KSPLIT > 1)
 ):
     # With PDL this program may start while the router runs: it waits for the router's logits,
     # then lets mlp2 start (mlp2 reads those logits before its own wait, so not earlier).
@@ -126,39 +112,11 @@ def _mlp1_kernel(
     expert, _ = _expert_of(ids_ptr, ids_ptr, pair, FROM_LOGITS, E, E_PAD, K_SEL, K_PAD)
     # OUT glu/linear row pairs: one group of outputs, quantised together for mlp2 (OUT = 32 or 16)
     rows = tl.program_id(1) * 2 * OUT + tl.arange(0, 2 * OUT)
-    # With KSPLIT > 1 this program takes one of KSPLIT equal column ranges (whole groups of 32):
-    # KSPLIT times the programs, so more weight bytes are in flight at once.
-    K_PART: tl.constexpr = H // KSPLIT
-    first = tl.program_id(2) * K_PART  # 0 without a split
-    w_rows = blocks_ptr + expert * (2 * INTER * H // 8) + rows[:, None] * (H // 8) + first // 8
-    s_rows = scales_ptr + expert * (2 * INTER * H // 32) + rows[:, None] * (H // 32) + first // 32
-    x_at = xq_ptr + token * (H // 2) + first // 2
-    h = mxfp4_fixed_row_dot(w_rows, s_rows, rows < 2 * INTER, x_at, xs_ptr + token * (H // 32)
-                            + first // 32, table_ptr, K_PART, 2 * OUT, BLOCK_G, USE_ASM,
-                            PIPE)  # fmt: skip
-    if KSPLIT > 1:
-        # Last-program epilogue: the range sums meet in scratch; the program that arrives last
-        # adds them in range order (deterministic) and finishes the group.
-        group = pair * (INTER // OUT) + tl.program_id(1)
-        lane = tl.arange(0, 2 * OUT)
-        tl.store(split_ptr + (group * KSPLIT + tl.program_id(2)) * 2 * OUT + lane, h)
-        tl.debug_barrier()
-        ticket = tl.atomic_add(counter_ptr + group, 1, sem="acq_rel")
-        if ticket == KSPLIT - 1:
-            h = tl.zeros([2 * OUT], dtype=tl.float32)
-            for part in tl.static_range(KSPLIT):
-                h += tl.load(split_ptr + (group * KSPLIT + part) * 2 * OUT + lane,
-                             cache_modifier=".cg")  # fmt: skip
-            tl.store(counter_ptr + group, 0)  # zero again for the next call (graph replay)
-            _mlp1_finish(h, expert, pair, rows, bias_ptr, aq_ptr, as_ptr, limit, INTER, OUT)
-    else:
-        _mlp1_finish(h, expert, pair, rows, bias_ptr, aq_ptr, as_ptr, limit, INTER, OUT)
-
-
-@triton.jit
-def _mlp1_finish(h, expert, pair, rows, bias_ptr, aq_ptr, as_ptr, limit, INTER: tl.constexpr,
-                 OUT: tl.constexpr):  # fmt: skip
-    """mlp1's epilogue for one group of OUT outputs: + bias, clamped SwiGLU, quantised for mlp2."""
+    w_rows = blocks_ptr + expert * (2 * INTER * H // 8) + rows[:, None] * (H // 8)
+    s_rows = scales_ptr + expert * (2 * INTER * H // 32) + rows[:, None] * (H // 32)
+    h = mxfp4_fixed_row_dot(w_rows, s_rows, rows < 2 * INTER, xq_ptr + token * (H // 2),
+                            xs_ptr + token * (H // 32), table_ptr, H, 2 * OUT, BLOCK_G,
+                            USE_ASM, PIPE)  # fmt: skip
     h += tl.load(bias_ptr + expert * 2 * INTER + rows).to(tl.float32)
     glu, lin = tl.split(tl.reshape(h, [OUT, 2]))
     glu = tl.minimum(glu, limit)
@@ -195,11 +153,6 @@ def _mlp2_kernel(
     PIPE: tl.constexpr = 0,
     PDL: tl.constexpr = False,
     XG: tl.constexpr = 32,
-    COMBINE: tl.constexpr = False,
-    out_ptr=None,  # [T, H] bf16: the k slots' sum (+ residual) when COMBINE
-    residual_ptr=None,  # [T, H] bf16 (RESIDUAL)
-    RESIDUAL: tl.constexpr = False,
-    counter_ptr=None,  # int32 [T * row blocks] arrival counters, zero between calls (COMBINE)
 ):
     # With PDL this program may run while mlp1 finishes: the routing (the router's logits, two
     # launches back and complete before mlp1 started) and the first codes come before the wait
@@ -215,34 +168,6 @@ def _mlp2_kernel(
                             USE_ASM, PIPE, PDL, XG)  # fmt: skip
     y += tl.load(bias_ptr + expert * H + rows, mask=row_ok, other=0.0).to(tl.float32)
     tl.store(part_ptr + pair * H + rows, gate * y, mask=row_ok)
-    if COMBINE:
-        # Last-program epilogue instead of a combining launch: the last of the token's k slots
-        # to finish these rows sums all k partials in slot order (the result does not depend on
-        # which one that is) and adds the residual.
-        let_next_kernel_start(PDL)  # the next layer's qkv projection may start streaming
-        token = pair // K_SEL
-        counter = counter_ptr + token * tl.num_programs(1) + tl.program_id(1)
-        tl.debug_barrier()
-        ticket = tl.atomic_add(counter, 1, sem="acq_rel")
-        if ticket == K_SEL - 1:
-            total = tl.zeros([BLOCK_N], dtype=tl.float32)
-            for slot in range(K_SEL):
-                total += tl.load(part_ptr + (token * K_SEL + slot) * H + rows, mask=row_ok,
-                                 other=0.0, cache_modifier=".cg")  # fmt: skip
-            tl.store(counter, 0)  # zero again for the next call (graph replay)
-            _store_sum(total, out_ptr + token * H + rows, residual_ptr + token * H + rows, row_ok,
-                       RESIDUAL)  # fmt: skip
-
-
-@triton.jit
-def _store_sum(total, out_at, residual_at, ok, RESIDUAL: tl.constexpr):
-    """The slots' float32 sum rounded to bf16; with RESIDUAL + the residual, rounded again (what
-    `x + moe(x)` in bf16 gives)."""
-    out = total.to(tl.bfloat16)
-    if RESIDUAL:
-        res = tl.load(residual_at, mask=ok, other=0.0)
-        out = (out.to(tl.float32) + res.to(tl.float32)).to(tl.bfloat16)
-    tl.store(out_at, out, mask=ok)
 
 
 @triton.jit
@@ -259,19 +184,10 @@ def _combine_kernel(part_ptr, out_ptr, H: tl.constexpr, K_SEL: tl.constexpr, BLO
     for slot in range(K_SEL):
         total += tl.load(part_ptr + (token * K_SEL + slot) * H + cols, mask=ok, other=0.0)
     out = total.to(tl.bfloat16)
-    if RESIDUAL:  # (inline: residual_ptr may be None)
+    if RESIDUAL:
         res = tl.load(residual_ptr + token * H + cols, mask=ok, other=0.0)
         out = (out.to(tl.float32) + res.to(tl.float32)).to(tl.bfloat16)
     tl.store(out_ptr + token * H + cols, out, mask=ok)
-
-
-@functools.cache
-def arrival_counters(device: torch.device) -> torch.Tensor:
-    """int32 [COUNTER_SLOTS] zeros on `device`, shared by every MoE launch on it: each
-    last-program epilogue zeroes its counter again before its launch ends, and no two MoE
-    launches that use the same half run at once. Made by the eager first step, before any
-    graph capture."""
-    return torch.zeros(COUNTER_SLOTS, dtype=torch.int32, device=device)
 
 
 def _configs(name: str) -> list[triton.Config]:
@@ -392,13 +308,9 @@ def _launch(
     quantized: tuple[torch.Tensor, torch.Tensor] | None = None,
     residual: torch.Tensor | None = None,
     out_group: int | None = None,
-    ksplit: int | None = None,
-    combine: bool | None = None,
 ) -> torch.Tensor:
     """`ids` [T, k] with `gates` [T, k], or (gates None) the router logits [T, E] float32.
-    out_group: mlp1's outputs per program (32 or 16), also mlp2's activation group. ksplit:
-    column ranges per mlp1 output group (`MLP1_KSPLIT`); combine: the slots summed by mlp2's
-    last program instead of a launch of their own (`COMBINE_IN_MLP2`)."""
+    out_group: mlp1's outputs per program (32 or 16), also mlp2's activation group."""
     out_group = out_group or MLP1_OUT
     _, hidden, inter = _check_experts(x, mlp1_blocks, mlp1_scales, mlp2_blocks, mlp2_scales)
     if use_asm is None:
@@ -430,47 +342,37 @@ def _launch(
     table = decode_table(dev)
     w1 = mlp1_blocks.view(torch.int32)
     w2 = mlp2_blocks.view(torch.int32)
-    ksplit = ksplit or MLP1_KSPLIT
-    if (hidden // 32) % ksplit:
-        ksplit = 1  # the ranges must be whole groups of 32
-    combine = COMBINE_IN_MLP2 if combine is None else combine
-    counters = arrival_counters(dev)
-    split_sums = None
-    if ksplit > 1:
-        split_sums = torch.empty(pairs * (inter // out_group) * ksplit * 2 * out_group,
-                                 dtype=torch.float32, device=dev)  # fmt: skip
-    mlp1_args = (xq.view(torch.int32), xs, ids, w1, mlp1_scales, mlp1_bias, aq, as_, table,
-                 float(swiglu_limit))  # fmt: skip
-    mlp1_flags = dict(H=hidden, INTER=inter, K_SEL=k_sel, USE_ASM=use_asm, **routing,
-                      OUT=out_group, KSPLIT=ksplit, split_ptr=split_sums,
-                      counter_ptr=counters[: COUNTER_SLOTS // 2])  # fmt: skip
-    mlp1_grid = (pairs, inter // out_group, ksplit)
-    mlp2_args = (aq.view(torch.int32), as_, ids, gates, w2, mlp2_scales, mlp2_bias, part, table)
-    # pointers the kernel never reads when their flag is off still need a tensor behind them
-    mlp2_flags = dict(H=hidden, INTER=inter, USE_ASM=use_asm, **routing, K_SEL=k_sel,
-                      XG=out_group, COMBINE=combine, out_ptr=out,
-                      residual_ptr=residual if residual is not None else out,
-                      RESIDUAL=residual is not None,
-                      counter_ptr=counters[COUNTER_SLOTS // 2 :])  # fmt: skip
+    k_arg = {"K_SEL": k_sel} if routing else {}
     if x.is_cuda:
         pdl = pdl_enabled(x) and use_asm
-        _mlp1_tuned[mlp1_grid](*mlp1_args, **mlp1_flags, PDL=pdl, launch_pdl=pdl)
+        _mlp1_tuned[(pairs, inter // out_group)](
+            xq.view(torch.int32), xs, ids, w1, mlp1_scales, mlp1_bias, aq, as_, table,
+            float(swiglu_limit), H=hidden, INTER=inter, K_SEL=k_sel, USE_ASM=use_asm, **routing,
+            PDL=pdl, launch_pdl=pdl, OUT=out_group,
+        )  # fmt: skip
         grid2 = lambda meta: (pairs, triton.cdiv(hidden, meta["BLOCK_N"]))  # noqa: E731
-        _mlp2_tuned[grid2](*mlp2_args, **mlp2_flags, PDL=pdl, launch_pdl=pdl)
+        _mlp2_tuned[grid2](
+            aq.view(torch.int32), as_, ids, gates, w2, mlp2_scales, mlp2_bias, part, table,
+            H=hidden, INTER=inter, USE_ASM=use_asm, **routing, **k_arg, PDL=pdl, launch_pdl=pdl,
+            XG=out_group,
+        )  # fmt: skip
     else:  # the interpreter runs programs one by one: few, large programs are fastest
-        block_g = min(8, triton.next_power_of_2(min(hidden // ksplit, inter) // 32))
-        _mlp1_kernel[mlp1_grid](*mlp1_args, **mlp1_flags, BLOCK_G=block_g)
+        block_g = min(8, triton.next_power_of_2(min(hidden, inter) // 32))
+        _mlp1_kernel[(pairs, inter // out_group)](
+            xq.view(torch.int32), xs, ids, w1, mlp1_scales, mlp1_bias, aq, as_, table,
+            float(swiglu_limit), H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_G=block_g,
+            USE_ASM=use_asm, **routing, OUT=out_group,
+        )  # fmt: skip
         block_n = min(64, triton.next_power_of_2(hidden))
         _mlp2_kernel[(pairs, triton.cdiv(hidden, block_n))](
-            *mlp2_args, **mlp2_flags, BLOCK_N=block_n, BLOCK_G=block_g
-        )
-    if combine:
-        return out
+            aq.view(torch.int32), as_, ids, gates, w2, mlp2_scales, mlp2_bias, part, table,
+            H=hidden, INTER=inter, BLOCK_N=block_n, BLOCK_G=block_g, USE_ASM=use_asm,
+            **routing, **k_arg, XG=out_group,
+        )  # fmt: skip
     block = 1024 if x.is_cuda else triton.next_power_of_2(hidden)
     _combine_kernel[(n_tokens, triton.cdiv(hidden, block))](
         part, out, H=hidden, K_SEL=k_sel, BLOCK=block, num_warps=4,
-        residual_ptr=residual if residual is not None else out, RESIDUAL=residual is not None,
-        PDL=pdl_enabled(x),
+        residual_ptr=residual, RESIDUAL=residual is not None, PDL=pdl_enabled(x),
     )  # fmt: skip
     return out
 
