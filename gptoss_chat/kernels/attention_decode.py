@@ -17,7 +17,13 @@ import torch
 import triton
 import triton.language as tl
 
-from gptoss_chat.kernels.common import check_attention_inputs, let_next_kernel_start, pdl_enabled
+from gptoss_chat.kernels.common import (
+    check_attention_inputs,
+    let_next_kernel_start,
+    pdl_enabled,
+    pdl_small_kernels,
+    wait_for_previous_kernel,
+)
 from gptoss_chat.kernels.common import dot as _dot
 from gptoss_chat.model.ops import attention_torch
 
@@ -43,7 +49,10 @@ def _decode_partial_kernel(
     SPLITS: tl.constexpr,
     BLOCK_S: tl.constexpr,
     UPCAST: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
+    wait_for_previous_kernel(PDL)  # q and the new key come from the RoPE launch
+    let_next_kernel_start(PDL)  # the combine may come up (it waits for our partials)
     kv_head = tl.program_id(0)
     split = tl.program_id(1)
     end = tl.load(start_ptr) + 1  # keys at positions < end
@@ -94,7 +103,9 @@ def _decode_combine_kernel(
     D: tl.constexpr,
     SPLITS: tl.constexpr,
     PDL: tl.constexpr = False,
+    WAIT: tl.constexpr = False,
 ):
+    wait_for_previous_kernel(WAIT)  # launched with PDL: the partials come from the last launch
     let_next_kernel_start(PDL)  # the out projection may start streaming its weights
     head = tl.program_id(0)
     sp = tl.arange(0, SPLITS)
@@ -134,6 +145,7 @@ def attention_decode(
     group = n_heads // n_kv
     splits = decode_splits(slots, sliding_window)
     dev = q.device
+    small = pdl_small_kernels(q)
     part_m = torch.empty(n_heads, splits, dtype=torch.float32, device=dev)
     part_l = torch.empty(n_heads, splits, dtype=torch.float32, device=dev)
     part_acc = torch.empty(n_heads, splits, head_dim, dtype=torch.float32, device=dev)
@@ -141,7 +153,7 @@ def attention_decode(
         q, k_cache, v_cache, start, part_m, part_l, part_acc, float(sm_scale), slots,
         HKV=n_kv, G=group, G_PAD=max(16, triton.next_power_of_2(group)), D=head_dim,
         WINDOW=int(sliding_window), SPLITS=splits, BLOCK_S=_BLOCK_S, UPCAST=not q.is_cuda,
-        num_warps=4,
+        num_warps=4, PDL=small, launch_pdl=small,
     )  # fmt: skip
     out = torch.empty(n_heads * head_dim, dtype=q.dtype, device=dev)
     _decode_combine_kernel[(n_heads,)](
@@ -154,6 +166,8 @@ def attention_decode(
         SPLITS=splits,
         num_warps=1,
         PDL=pdl_enabled(q),
+        WAIT=small,
+        launch_pdl=small,
     )
     return out.view(1, n_heads * head_dim)
 

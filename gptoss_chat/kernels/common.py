@@ -28,6 +28,13 @@ def pdl_enabled(x: torch.Tensor) -> bool:
     return torch.cuda.get_device_capability(x.device)[0] >= 9
 
 
+def pdl_small_kernels(x: torch.Tensor) -> bool:
+    """PDL for the short launches between the GEMVs (RoPE, attention, router): they come up
+    while the kernel before them runs and start the moment it ends. GPTOSS_PDL_SMALL=0 turns
+    only these off (to measure them)."""
+    return pdl_enabled(x) and os.environ.get("GPTOSS_PDL_SMALL") != "0"
+
+
 def tuning_sweep() -> bool:
     """GPTOSS_TRITON_AUTOTUNE=1 makes the autotuned kernels time their whole config lists at
     first use (about a minute of compiling; for tuning a new GPU). Otherwise each uses the one

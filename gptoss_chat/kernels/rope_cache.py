@@ -14,6 +14,12 @@ import torch
 import triton
 import triton.language as tl
 
+from gptoss_chat.kernels.common import (
+    let_next_kernel_start,
+    pdl_small_kernels,
+    wait_for_previous_kernel,
+)
+
 
 @triton.jit
 def _bf16(x):
@@ -35,7 +41,11 @@ def _rope_cache_kernel(
     HKV: tl.constexpr,
     D: tl.constexpr,
     BLOCK_H: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
+    # With PDL: up while the qkv projection runs; it waits for it before reading anything.
+    wait_for_previous_kernel(PDL)
+    let_next_kernel_start(PDL)  # the attention may come up (it waits for our writes)
     token = tl.program_id(0)
     heads = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)  # over q, k, v heads
     n_heads: tl.constexpr = HQ + 2 * HKV
@@ -67,6 +77,11 @@ def _rope_cache_kernel(
     tl.store(v_dst + half + d[None, :], out2, mask=is_v[:, None])
 
 
+def _pdl(x: torch.Tensor) -> dict[str, bool]:
+    pdl = pdl_small_kernels(x)
+    return {"PDL": pdl, "launch_pdl": pdl} if pdl else {}
+
+
 def _launch_options(cuda: bool) -> dict[str, object]:
     # Without fusion Triton keeps torch's two roundings (product, then sum); with it, it emits a
     # bf16 FMA (one rounding), which is more accurate but not bit-equal to the reference.
@@ -94,6 +109,6 @@ def rope_cache(
     grid = (n_tokens, triton.cdiv(n_heads + 2 * n_kv, block_h))
     _rope_cache_kernel[grid](
         qkv, cos, sin, offset, q, k_cache, v_cache, slots, HQ=n_heads, HKV=n_kv, D=head_dim,
-        BLOCK_H=block_h, **_launch_options(qkv.is_cuda),
+        BLOCK_H=block_h, **_launch_options(qkv.is_cuda), **_pdl(qkv),
     )  # fmt: skip
     return q

@@ -17,7 +17,12 @@ import torch
 import triton
 import triton.language as tl
 
-from gptoss_chat.kernels.common import let_next_kernel_start, pdl_enabled
+from gptoss_chat.kernels.common import (
+    let_next_kernel_start,
+    pdl_enabled,
+    pdl_small_kernels,
+    wait_for_previous_kernel,
+)
 from gptoss_chat.kernels.mxfp4_int8 import store_fixed
 from gptoss_chat.model.ops import route as route_ref  # noqa: F401  (the reference, re-exported)
 
@@ -104,11 +109,13 @@ def _router_logits_kernel(
     xs_ptr=None,  # [T, H/32] float32: its steps (QUANT)
     QUANT: tl.constexpr = False,
     PDL: tl.constexpr = False,
+    WAIT: tl.constexpr = False,
 ):
     """ROWS router logits of one token per program: E / ROWS programs share the 184 KB matrix,
     so it streams at many SMs' bandwidth instead of one's. With NORM the logits are those of
     rms_norm(x): every program finds the row's rms itself (as in gemv.py) and the first one
     also writes the normed row for the experts, which saves the norm's launch."""
+    wait_for_previous_kernel(WAIT)  # launched with PDL: x comes from the out projection
     let_next_kernel_start(PDL)  # mlp1's programs may come up (they wait for our logits)
     token = tl.program_id(0)
     experts = tl.program_id(1) * ROWS + tl.arange(0, ROWS)
@@ -226,6 +233,7 @@ def _launch_logits(
         float(eps), H=hidden, E=n_experts, ROWS=rows, BLOCK_H=block_h, NORM=norm is not None,
         H_PAD=triton.next_power_of_2(hidden), num_warps=warps,
         xq_ptr=quantized[0] if quantized else None, xs_ptr=quantized[1] if quantized else None,
-        QUANT=quantized is not None, PDL=pdl_enabled(x),
+        QUANT=quantized is not None, PDL=pdl_enabled(x), WAIT=pdl_small_kernels(x),
+        launch_pdl=pdl_small_kernels(x),
     )  # fmt: skip
     return logits
