@@ -33,6 +33,12 @@ class DecodeGraph:
     def step(self, token: int) -> torch.Tensor:
         """Forward one token at cache.offset; returns logits [1, V] (valid until the next step)."""
         self.model.embed([token], out=self.hidden)
+        return self.forward()
+
+    def forward(self) -> torch.Tensor:
+        """Forward the row already in `hidden` (`decode_pipeline` gathers it on the device) at
+        cache.offset and advance the offset; returns logits [1, V]: the static `logits` from the
+        second call on, a fresh tensor at the first (eager) one."""
         if self.graph is None:
             if self.eager_steps == 0:
                 self.eager_steps += 1
