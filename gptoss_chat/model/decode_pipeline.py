@@ -102,10 +102,12 @@ class PipelinedDecode:
         while True:
             produced = stats.generated_tokens + 1  # counting the token waited on below
             more = (limit is None or produced < limit) and prompt_tokens + produced < context
-            ahead = self.launch() if more and self.feeds_on_device else None
+            ahead, failure = None, None
+            if more and self.feeds_on_device:
+                ahead, failure = self._launch_keeping_oom(None)
             token = self.wait(pending)
-            if more and ahead is None and token not in stop_tokens:
-                ahead = self.launch(token)  # the table is on the host: overlap the consumer
+            if more and ahead is None and failure is None and token not in stop_tokens:
+                ahead, failure = self._launch_keeping_oom(token)  # the table is on the host
             stats.record_token(started)
             yield token
             if token in stop_tokens:
@@ -117,6 +119,8 @@ class PipelinedDecode:
             elif limit is not None and stats.generated_tokens >= limit:
                 stats.stop_reason = "length"
             else:
+                if failure is not None:
+                    raise failure  # where the unpipelined loop's forward of `token` fails
                 assert ahead is not None  # `more` held: every limit known in advance passed
                 self.cache.extend([token])  # keep the step that forwarded it
                 pending = ahead
@@ -151,6 +155,17 @@ class PipelinedDecode:
         else:
             self._sample_eagerly(logits)
         return self._publish()
+
+    def _launch_keeping_oom(
+        self, token: int | None
+    ) -> tuple[int | None, torch.OutOfMemoryError | None]:
+        """`launch`, with an out-of-memory error kept for the loop to raise where the
+        unpipelined loop meets it: after the consumer got the token, and only if it is fed back.
+        The token waited on is safe: its copy to the host was queued before this launch."""
+        try:
+            return self.launch(token), None
+        except torch.OutOfMemoryError as exc:
+            return None, exc
 
     def wait(self, slot: int) -> int:
         """The id copied into `slot`, once it has arrived (the one host sync of a step)."""
