@@ -1,9 +1,10 @@
 """Decode as a CUDA graph: one replay runs a whole T == 1 forward (about 600 kernel launches).
 
 The KV buffers are static and the position lives on the device (`KVCache.offset`, advanced by
-the forward itself), so one captured forward serves every later step: the host writes the new
-token's embedded row into a static input (the embedding lookup stays outside the graph, since the
-table may live in host memory), replays, and reads the static logits. The first step runs eagerly
+the forward itself), so one captured forward serves every later step: the new token's embedded
+row goes into a static input (the embedding lookup stays outside this graph, since the table may
+live in host memory: the host writes the row, or `decode_pipeline`'s sampling graph gathers it on
+the device), the graph replays, and the static logits hold the result. The first step runs eagerly
 so that every kernel is compiled and every autotuner has chosen its blocks before capture (a
 capture records launches, it runs nothing). Follows `TokenGenerator` in gpt-oss
 `triton/model.py` and gpt-fast's `decode_one_token` under `torch.compile(mode="reduce-overhead")`.

@@ -138,7 +138,8 @@ class LocalGenerator:
         try:
             yield from self._steps(call, prompt, stop_tokens, sampling, cancel)
         except torch.OutOfMemoryError as exc:
-            # The cache stays consistent (its host mirror only grows after a finished step).
+            # The cache stays consistent: its host mirror only grows after a finished step,
+            # and a step launched ahead is dropped (`_pipelined_steps`).
             raise GeneratorError(
                 f"the {self.device.type} device ran out of memory while generating "
                 f"({len(prompt)} prompt tokens); try a smaller --context or a shorter prompt"
