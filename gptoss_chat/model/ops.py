@@ -431,7 +431,7 @@ def sample_torch(
         sorted_probs, order = torch.sort(probs, descending=True)
         # Drop a token when the mass before it already reaches top_p; the first always stays.
         drop = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) >= top_p
-        drop[0] = False
+        drop[:1].zero_()  # not `drop[0] = False`: on CUDA that copies a host scalar over
         sorted_probs = sorted_probs.masked_fill(drop, 0.0)
         # gather, not order[choice]: indexing by a 0-dim tensor reads it on the host
         return order.gather(0, _gumbel_argmax(sorted_probs, generator).view(1))[0]
