@@ -81,6 +81,9 @@ class PipelinedDecode:
         self._tails: dict[_SamplingKey, torch.cuda.CUDAGraph | None] = {}
         """Captured sample(+gather) graphs by sampling setting; None: that setting runs eagerly."""
         self.capture_error: str | None = None
+        self._launched = False
+        """Whether a step ran before. The first one compiles and tunes every kernel (seconds):
+        it waits until the first token is on the host, so that token's latency stays as it was."""
 
     def tokens(
         self,
@@ -103,11 +106,12 @@ class PipelinedDecode:
             produced = stats.generated_tokens + 1  # counting the token waited on below
             more = (limit is None or produced < limit) and prompt_tokens + produced < context
             ahead, failure = None, None
-            if more and self.feeds_on_device:
+            if more and self.feeds_on_device and self._launched:
                 ahead, failure = self._launch_keeping_oom(None)
             token = self.wait(pending)
             if more and ahead is None and failure is None and token not in stop_tokens:
-                ahead, failure = self._launch_keeping_oom(token)  # the table is on the host
+                # the table is on the host, or the first step ever (see `_launched`)
+                ahead, failure = self._launch_keeping_oom(None if self.feeds_on_device else token)
             stats.record_token(started)
             yield token
             if token in stop_tokens:
@@ -144,6 +148,7 @@ class PipelinedDecode:
         Returns the slot to `wait` on."""
         if token is not None:
             self.model.embed([token], out=self.hidden)
+        self._launched = True
         self.cache.extend([], padding=1)  # this step writes position L (module docstring)
         if self.graph is not None:
             logits = self.graph.forward()
