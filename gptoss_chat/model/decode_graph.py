@@ -21,9 +21,11 @@ from gptoss_chat.model.transformer import Transformer
 class DecodeGraph:
     """Replays a captured one-token forward over one KV cache."""
 
-    def __init__(self, model: Transformer, cache: KVCache) -> None:
+    def __init__(self, model: Transformer, cache: KVCache, *, capture: bool = True) -> None:
         self.model = model
         self.cache = cache
+        self.capture = capture
+        """False: every step runs eagerly through the same static buffers (CPU tests)."""
         hidden = model.config.hidden_size
         self.hidden = torch.zeros(1, hidden, dtype=model.dtype, device=model.device)
         """Static input: the embedded row of the token to forward."""
@@ -41,7 +43,7 @@ class DecodeGraph:
         cache.offset and advance the offset; returns logits [1, V]: the static `logits` from the
         second call on, a fresh tensor at the first (eager) one."""
         if self.graph is None:
-            if self.eager_steps == 0:
+            if self.eager_steps == 0 or not self.capture:
                 self.eager_steps += 1
                 return self.model.forward_hidden(self.hidden, self.cache)
             self._capture()

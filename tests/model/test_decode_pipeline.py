@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from gptoss_chat.generator import CancelToken, GeneratorError, SamplingOptions
+from gptoss_chat.model.decode_graph import DecodeGraph
 from gptoss_chat.model.decode_pipeline import PipelinedDecode
 from gptoss_chat.model.generator import LocalGenerator, load_generator
 
@@ -27,10 +28,16 @@ WARM = SamplingOptions(temperature=0.8, seed=5, max_tokens=16)
 FEEDS = ("device", "host")
 
 
-def engine(path: Path, *, pipeline: bool, feed: str = "device", **kwargs) -> LocalGenerator:
+def engine(
+    path: Path, *, pipeline: bool, feed: str = "device", static: bool = False, **kwargs
+) -> LocalGenerator:
+    """`static`: steps go through a DecodeGraph's static buffers, uncaptured (what a GPU
+    engine's pipeline shares with its decode graph)."""
     options = {"context": 256, "dtype": torch.float32, **kwargs}
     generator = load_generator(path, device="cpu", backend="torch", **options)
     generator.pipeline = pipeline
+    if static:
+        generator.decode_graph = DecodeGraph(generator.model, generator.cache, capture=False)
     if pipeline:
         steps = PipelinedDecode(generator.model, generator.cache, generator.decode_graph)
         steps.feeds_on_device = feed == "device"  # "host": embed each id as a host table does
@@ -95,6 +102,19 @@ def test_same_tokens_stats_and_cache(micro_checkpoint: Path, feed: str, sampling
     assert second == run(plain, turn_2, sampling)
     assert second.cached == len(TURN_1) + 15
     same_kv(piped, plain)
+
+
+@pytest.mark.parametrize("feed", FEEDS)
+@pytest.mark.parametrize("sampling", [GREEDY, HOT], ids=["greedy", "top-p"])
+def test_through_the_decode_graphs_buffers(micro_checkpoint: Path, feed: str, sampling) -> None:
+    piped = engine(micro_checkpoint, pipeline=True, feed=feed, static=True)
+    plain = engine(micro_checkpoint, pipeline=False, static=True)
+    assert piped._pipelined is not None and piped._pipelined.hidden is piped.decode_graph.hidden
+    stop = frozenset({run(plain, TURN_1, sampling).tokens[9]})
+    plain.reset()
+    assert run(piped, TURN_1, sampling, stop=stop) == run(plain, TURN_1, sampling, stop=stop)
+    same_kv(piped, plain)
+    assert piped.decode_graph.eager_steps > 5 and not piped._pipelined._tails
 
 
 @pytest.mark.parametrize("feed", FEEDS)
