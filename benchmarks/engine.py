@@ -11,7 +11,9 @@ peak memory is its own) and prints one JSON line per figure:
 
 Figures: load seconds; peak GPU GiB (after 8k-token prefill chunks, and, in a fresh process
 with the default settings, after a 32k-token prompt at the full context); decode tokens/s after
-a 1k and a 32k prompt; prefill seconds for 2k and 8k prompts; second-turn time to first token
+a 1k and a 32k prompt, and after 1k with and without the decode step launched ahead
+(`decode_pipeline`; GPTOSS_PIPELINE=0 turns it off for the whole run); prefill seconds for 2k
+and 8k prompts; second-turn time to first token
 (50 new tokens after a 4k history, with and without the short-prefill CUDA graphs); greedy
 agreement of the Triton and torch engines over 128 tokens and max |dlogit|
 against transformers. Prompts are random token ids (random weights make any text meaningless).
@@ -74,11 +76,19 @@ def ensure_checkpoints(root: Path, impls: list[str]) -> None:
 # --- our engine ---------------------------------------------------------------------------------
 
 
-def _run(gen, prompt: list[int], max_tokens: int):  # -> GenerationStats
+def _run(gen, prompt: list[int], max_tokens: int, consumer_us: float = 0.0, sampling=None):
+    """Greedy `max_tokens` after `prompt` (or `sampling`); `consumer_us` of host work per token
+    stands in for a UI consuming the stream. Returns (tokens, GenerationStats)."""
     from gptoss_chat.generator import SamplingOptions
 
-    sampling = SamplingOptions(temperature=0, max_tokens=max_tokens)
-    tokens = list(gen.generate(prompt, stop_tokens=(), sampling=sampling))
+    sampling = sampling or SamplingOptions(temperature=0, max_tokens=max_tokens)
+    tokens = []
+    for token in gen.generate(prompt, stop_tokens=(), sampling=sampling):
+        tokens.append(token)
+        if consumer_us:
+            until = time.perf_counter() + consumer_us * 1e-6
+            while time.perf_counter() < until:  # busy, holding the GIL, as a UI thread would
+                pass
     torch.cuda.synchronize()
     return tokens, gen.last_stats
 
@@ -107,7 +117,9 @@ def worker_ours(root: Path, quick: bool) -> None:
         gen.reset()
         _, stats = _run(gen, prompt_ids(n, 4), 129)
         emit("ours", "decode_tok_s", round(stats.decode_tokens_per_second, 1), context=n,
-             ms_per_token=round(1e3 / stats.decode_tokens_per_second, 3))  # fmt: skip
+             ms_per_token=round(1e3 / stats.decode_tokens_per_second, 3),
+             pipeline=gen.pipeline)  # fmt: skip
+    _pipeline_ab(gen)
     _second_turn(gen, "second_turn_ttft_ms")
     graphs, gen.prefill_graphs = gen.prefill_graphs, None
     _second_turn(gen, "second_turn_ttft_ms_eager")  # the same without the prefill graphs
@@ -116,6 +128,32 @@ def worker_ours(root: Path, quick: bool) -> None:
         emit("ours", "prefill_graphs_off", graphs.capture_error if graphs else "not built")
     emit("ours", "peak_gib", peak_gib(), context=gen.context_length, prefill_chunk=8192)
     _profile_decode(gen)
+
+
+def _pipeline_ab(gen) -> None:
+    """Decode tok/s after a 1k prompt with the step launched ahead (`decode_pipeline`) and
+    without (what GPTOSS_PIPELINE=0 runs), alternating, best of 3 each; greedy and top-p
+    sampling; with no consumer and with 300 us of consumer work per token."""
+    from gptoss_chat.generator import SamplingOptions
+
+    top_p = SamplingOptions(temperature=1.0, top_p=0.9, seed=1, max_tokens=129)
+    default = gen.pipeline
+    for label, sampling in (("greedy", None), ("top_p", top_p)):
+        for consumer_us in (0, 300):
+            best = {True: 0.0, False: 0.0}
+            for _ in range(3):
+                for pipeline in (True, False):
+                    gen.pipeline = pipeline
+                    gen.reset()
+                    _, stats = _run(gen, prompt_ids(1024, 4), 129, consumer_us, sampling)
+                    best[pipeline] = max(best[pipeline], stats.decode_tokens_per_second)
+            emit("ours", "decode_tok_s_pipeline_ab", round(best[True], 1), context=1024,
+                 unpipelined=round(best[False], 1), gain=round(best[True] / best[False], 3),
+                 sampling=label, consumer_us=consumer_us)  # fmt: skip
+    gen.pipeline = default
+    steps = gen._pipelined
+    if steps is not None and steps.capture_error:
+        emit("ours", "sampling_graph_off", steps.capture_error)
 
 
 def _second_turn(gen, figure: str, repeats: int = 5) -> None:

@@ -25,6 +25,7 @@ from gptoss_chat.generator import (
 )
 from gptoss_chat.model.config import GPT_OSS_20B, GPT_OSS_120B, ModelConfig
 from gptoss_chat.model.decode_graph import DecodeGraph
+from gptoss_chat.model.decode_pipeline import PipelinedDecode, pipeline_enabled
 from gptoss_chat.model.kv_cache import DEFAULT_SLIDING_SLACK, KVCache, cache_bytes
 from gptoss_chat.model.ops import BackendUnavailableError, select_ops
 from gptoss_chat.model.prefill_graph import PrefillGraphs
@@ -75,6 +76,7 @@ class LocalGenerator:
         name: str,
         prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
         use_cuda_graph: bool = True,
+        pipeline: bool | None = None,
     ) -> None:
         self.model = model
         self.cache = cache
@@ -93,6 +95,11 @@ class LocalGenerator:
                 self.prefill_graphs = PrefillGraphs(model, cache)
         self._active = 0
         """Id of the newest call; an older iterator resumed after a newer call just stops."""
+        self.pipeline = pipeline_enabled() if pipeline is None else pipeline
+        """Decode one step ahead (`decode_pipeline`); GPTOSS_PIPELINE=0 turns it off."""
+        self._pipelined: PipelinedDecode | None = None
+        self._sampling_rng: torch.Generator | None = None
+        """One generator, reseeded per call: a captured sampling graph is bound to it."""
 
     @property
     def device(self) -> torch.device:
@@ -131,7 +138,8 @@ class LocalGenerator:
         try:
             yield from self._steps(call, prompt, stop_tokens, sampling, cancel)
         except torch.OutOfMemoryError as exc:
-            # The cache stays consistent (its host mirror only grows after a finished step).
+            # The cache stays consistent: its host mirror only grows after a finished step,
+            # and a step launched ahead is dropped (`_pipelined_steps`).
             raise GeneratorError(
                 f"the {self.device.type} device ran out of memory while generating "
                 f"({len(prompt)} prompt tokens); try a smaller --context or a shorter prompt"
@@ -154,6 +162,10 @@ class LocalGenerator:
             stats.cached_tokens = reused
             logits = self._prefill(prompt[reused:])  # [1, V]
             rng = self._rng(sampling)
+            if self.pipeline:
+                yield from self._pipelined_steps(call, logits, len(prompt), stop_tokens, sampling,
+                                                 rng, stats, start, cancel)  # fmt: skip
+                return
             limit = sampling.max_tokens
             while True:
                 if (cancel is not None and cancel.cancelled) or call != self._active:
@@ -180,6 +192,42 @@ class LocalGenerator:
                     stats.stop_reason = "length"
                     return
                 logits = self._decode(token)
+
+    def _pipelined_steps(
+        self,
+        call: int,
+        logits: torch.Tensor,
+        prompt_tokens: int,
+        stop_tokens: frozenset[int],
+        sampling: SamplingOptions,
+        rng: torch.Generator | None,
+        stats: GenerationStats,
+        started: float,
+        cancel: CancelToken | None,
+    ) -> Iterator[int]:
+        """The loop above, one step ahead (`decode_pipeline`), after the prefill."""
+
+        def stopped() -> bool:
+            return (cancel is not None and cancel.cancelled) or call != self._active
+
+        if stopped():
+            stats.stop_reason = "cancelled"
+            return
+        if sampling.max_tokens is not None and sampling.max_tokens <= 0:
+            stats.stop_reason = "length"
+            return
+        if self._pipelined is None or self._pipelined.graph is not self.decode_graph:
+            self._pipelined = PipelinedDecode(self.model, self.cache, self.decode_graph)
+        pipeline = self._pipelined
+        pipeline.configure(sampling.temperature, sampling.top_p, rng)
+        try:
+            yield from pipeline.tokens(
+                logits, prompt_tokens=prompt_tokens, stop_tokens=stop_tokens,
+                limit=sampling.max_tokens, stats=stats, started=started, stopped=stopped,
+            )  # fmt: skip
+        finally:
+            if call == self._active:  # else a newer call owns the cache (and truncated it)
+                pipeline.discard()
 
     def _prefill(self, tokens: list[int]) -> torch.Tensor:
         """Run the uncached suffix in chunks; returns the last position's logits [1, V]."""
@@ -213,9 +261,9 @@ class LocalGenerator:
         if sampling.temperature <= 0:
             return None
         seed = sampling.seed if sampling.seed is not None else random.SystemRandom().getrandbits(63)
-        rng = torch.Generator(device=self.device)
-        rng.manual_seed(seed)
-        return rng
+        if self._sampling_rng is None:
+            self._sampling_rng = torch.Generator(device=self.device)
+        return self._sampling_rng.manual_seed(seed)
 
     def reset(self) -> None:
         """Forget the cached conversation (the next call prefills everything)."""

@@ -90,7 +90,8 @@ class KVCache:
 
     def extend(self, tokens: list[int], *, padding: int = 0) -> None:
         """Record that a forward wrote `tokens` at the end of the cache, followed by `padding`
-        scratch positions (a chunk padded to a graph's size; see `prefill_graph`)."""
+        scratch positions (a chunk padded to a graph's size, see `prefill_graph`; a decode step
+        launched ahead that may be dropped, see `decode_pipeline`)."""
         self.tokens.extend(tokens)
         self.written = max(self.written, len(self.tokens) + padding)
 

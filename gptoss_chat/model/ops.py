@@ -195,6 +195,7 @@ class SampleOp(Protocol):
         temperature <= 0: argmax (greedy; the lowest id wins a tie). Else softmax(logits / T),
         keep the smallest set of most likely tokens whose mass reaches top_p (top_p >= 1 keeps
         all), renormalise, draw with `generator` (a torch.Generator on logits.device).
+        Never syncs with the host: the decode step samples on the device inside its graph.
         """
         ...
 
@@ -416,6 +417,13 @@ def unembedding_torch(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def sample_torch(
     logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
 ) -> torch.Tensor:
+    """Never syncs with the host, so it runs inside a CUDA graph (`decode_pipeline`).
+
+    The draw is `torch.multinomial(probs, 1)` spelled out: for one sample torch computes
+    argmax(probs / q) with q ~ Exp(1) from `exponential_` (Gumbel-max: -log q is Gumbel noise),
+    after checking the probabilities on the host (`.item()`, a sync). Doing the same ops here
+    gives the very same ids from the same generator state, minus the check (NaN logits yield
+    some id instead of an error). `tests/model/test_ops.py` pins the equality."""
     if temperature <= 0:
         return torch.argmax(logits)
     probs = torch.softmax(logits.float() / temperature, dim=-1)  # [V]
@@ -423,11 +431,17 @@ def sample_torch(
         sorted_probs, order = torch.sort(probs, descending=True)
         # Drop a token when the mass before it already reaches top_p; the first always stays.
         drop = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) >= top_p
-        drop[0] = False
+        drop[:1].zero_()  # not `drop[0] = False`: on CUDA that copies a host scalar over
         sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-        choice = torch.multinomial(sorted_probs, 1, generator=generator)
-        return order[choice[0]]
-    return torch.multinomial(probs, 1, generator=generator)[0]
+        # gather, not order[choice]: indexing by a 0-dim tensor reads it on the host
+        return order.gather(0, _gumbel_argmax(sorted_probs, generator).view(1))[0]
+    return _gumbel_argmax(probs, generator)
+
+
+def _gumbel_argmax(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """probs [V] -> a 0-dim id drawn with probability probs / probs.sum() (see sample_torch)."""
+    noise = torch.empty_like(probs).exponential_(1, generator=generator)  # [V]
+    return torch.argmax(probs / noise)
 
 
 TORCH_OPS = Ops(

@@ -54,3 +54,29 @@ def test_sampling() -> None:
     assert draws == {1}  # top-p 0.4: the most likely token alone reaches it
     draws = {TORCH_OPS.sample(logits, 1.0, 0.9, gen).item() for _ in range(200)}
     assert draws == {1, 2}
+
+
+def _multinomial_sample(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
+) -> int:
+    """The sampler as it was written before it had to run in a CUDA graph (torch.multinomial,
+    which checks its input on the host)."""
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        drop = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) >= top_p
+        drop[0] = False
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+        return int(order[torch.multinomial(sorted_probs, 1, generator=generator)[0]])
+    return int(torch.multinomial(probs, 1, generator=generator)[0])
+
+
+@pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 1.0), (0.7, 0.9), (1.3, 0.5)])
+def test_sampling_draws_what_multinomial_draws(temperature: float, top_p: float) -> None:
+    """The sync-free sampler consumes the generator exactly as torch.multinomial does, so a
+    seed gives the same ids as before and in every decode path."""
+    logits = torch.randn(300, 512, generator=torch.Generator().manual_seed(5)) * 3
+    ours, theirs = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    for row in logits:
+        expected = _multinomial_sample(row, temperature, top_p, theirs)
+        assert int(TORCH_OPS.sample(row, temperature, top_p, ours)) == expected
