@@ -229,3 +229,136 @@ def _launch_logits(
         QUANT=quantized is not None, PDL=pdl_enabled(x),
     )  # fmt: skip
     return logits
+
+
+# --- the router as the out-projection GEMV's epilogue (`moe.out_proj_moe_block`) ---------------
+
+
+@triton.jit
+def route_after_out_proj(
+    x_ptr,  # [H] bf16: the new residual row, written by all the GEMV's programs
+    w_ptr,  # [E, H] bf16 gate
+    b_ptr,  # [E] bf16
+    logits_ptr,  # [E] float32 (bf16-rounded values)
+    norm_ptr,  # [H] float32 RMSNorm scale of the MoE half
+    normed_ptr,  # [H] bf16 normed row
+    xq_ptr,  # [2H] int8: the normed row in fixed point (`store_fixed`)
+    xs_ptr,  # [H/32] float32: its steps
+    counter_ptr,  # int32 [2], zero at entry and at exit: arrivals, routers done
+    eps,
+    H: tl.constexpr,
+    H_PAD: tl.constexpr,
+    E: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    SPIN: tl.constexpr,
+):
+    """`norm_router_logits` (NORM and QUANT, one token) run by the last programs of the grid
+    that wrote x, after their own rows, with no launch of its own. Each program takes an
+    arrival ticket once its rows are stored; the last E arrivals compute one logit each, the
+    very last one also the normed row and its fixed point.
+
+    Why the spin is safe (SPIN, the GPU): a program spins only if fewer than E programs arrived
+    after it, so the programs it waits for are running or not yet resident, and none of them
+    waits on anything (a non-spinner only stores and takes a ticket). A resident non-spinner
+    always finishes and frees its slot; so the only way to stall would be every slot of the GPU
+    held by a spinner while a program waits for one, which needs the GPU to hold no more than E
+    (128 at most) programs at once - an H100 holds thousands of these 4-warp programs. With
+    programmatic dependent launch the next kernel's programs may occupy slots early, but the
+    hardware launches them only after every program of this grid has started (each calls
+    `let_next_kernel_start`), so none of ours is left waiting behind them. The launcher makes
+    the grid at least E programs, so there are always E arrivals to do the work.
+
+    Memory order: the stores of x are issued by all threads before the barrier; the ticket is
+    an acq_rel atomic at GPU scope, the wait an acquire atomic, and x is read back with `.cg`
+    loads (L2; L1 is not coherent across SMs). The counters are reset by the last router to
+    finish waiting (the second counter), when no program will read the first one again, so the
+    next call (the next CUDA-graph replay) finds both at zero.
+
+    Without SPIN (Triton's interpreter runs programs one after another, so a spinner would wait
+    forever) the last program computes all E logits in turn with the same arithmetic.
+
+    Bit for bit `_router_logits_kernel` with ROWS=1 and the same BLOCK_H and warps: the same
+    float32 sum over the padded row for the rms, the same bf16 rounding of the normed row, the
+    same [1, BLOCK_H] products summed along the row, the same bias add and rounding."""
+    tl.debug_barrier()  # every thread's stores of x are issued before the ticket
+    ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
+    n_programs = tl.num_programs(0)
+    first_router = n_programs - E
+    if SPIN:
+        if ticket >= first_router:
+            expert = ticket - first_router
+            # the gate row does not depend on x: request it before waiting
+            w_first = _gate_tile(w_ptr, expert, 0, H, BLOCK_H)
+            arrived = ticket + 1
+            while arrived < n_programs:
+                arrived = tl.atomic_add(counter_ptr, 0, sem="acquire", scope="gpu")
+            inv_rms = _inv_rms(x_ptr, eps, H, H_PAD)
+            last = ticket == n_programs - 1
+            _norm_logit(x_ptr, w_ptr, b_ptr, logits_ptr, norm_ptr, normed_ptr, expert, w_first,
+                        inv_rms, last, H, BLOCK_H)  # fmt: skip
+            if last:
+                _store_normed_fixed(x_ptr, norm_ptr, xq_ptr, xs_ptr, inv_rms, H, H_PAD)
+            done = tl.atomic_add(counter_ptr + 1, 1, sem="acq_rel", scope="gpu")
+            if done == E - 1:  # every router has left its wait: nobody reads the counters now
+                tl.atomic_xchg(counter_ptr, 0, sem="relaxed", scope="gpu")
+                tl.atomic_xchg(counter_ptr + 1, 0, sem="relaxed", scope="gpu")
+    else:
+        if ticket == n_programs - 1:
+            inv_rms = _inv_rms(x_ptr, eps, H, H_PAD)
+            for expert in range(E):
+                w_first = _gate_tile(w_ptr, expert, 0, H, BLOCK_H)
+                _norm_logit(x_ptr, w_ptr, b_ptr, logits_ptr, norm_ptr, normed_ptr, expert,
+                            w_first, inv_rms, expert == 0, H, BLOCK_H)  # fmt: skip
+            _store_normed_fixed(x_ptr, norm_ptr, xq_ptr, xs_ptr, inv_rms, H, H_PAD)
+            tl.atomic_xchg(counter_ptr, 0)
+
+
+@triton.jit
+def _gate_tile(w_ptr, expert, h0, H: tl.constexpr, BLOCK_H: tl.constexpr):
+    """[1, BLOCK_H] of gate row `expert` from column h0 (as `_router_logits_kernel` loads it)."""
+    experts = expert + tl.arange(0, 1)
+    hs = h0 + tl.arange(0, BLOCK_H)
+    return tl.load(w_ptr + experts[:, None] * H + hs[None, :], mask=(hs < H)[None, :], other=0.0)
+
+
+@triton.jit
+def _inv_rms(x_ptr, eps, H: tl.constexpr, H_PAD: tl.constexpr):
+    all_h = tl.arange(0, H_PAD)
+    row = tl.load(x_ptr + all_h, mask=all_h < H, other=0.0, cache_modifier=".cg").to(tl.float32)
+    return tl.rsqrt(tl.sum(row * row, axis=0) / H + eps)
+
+
+@triton.jit
+def _norm_logit(x_ptr, w_ptr, b_ptr, logits_ptr, norm_ptr, normed_ptr, expert, w_first, inv_rms,
+                writer, H: tl.constexpr, BLOCK_H: tl.constexpr):  # fmt: skip
+    """Logit `expert` of rms_norm(x); the normed row is stored too where `writer`."""
+    cols = tl.arange(0, BLOCK_H)
+    writes = (cols * 0 + writer) != 0  # [BLOCK_H]
+    x = tl.load(x_ptr + cols, mask=cols < H, other=0.0, cache_modifier=".cg")
+    scale = tl.load(norm_ptr + cols, mask=cols < H, other=0.0)
+    x = (x.to(tl.float32) * inv_rms * scale).to(x_ptr.dtype.element_ty)
+    tl.store(normed_ptr + cols, x, mask=(cols < H) & writes)
+    acc = w_first.to(tl.float32) * x.to(tl.float32)[None, :]  # = 0 + the first products
+    for h0 in range(BLOCK_H, H, BLOCK_H):
+        hs = h0 + cols
+        h_ok = hs < H
+        w = _gate_tile(w_ptr, expert, h0, H, BLOCK_H)
+        x = tl.load(x_ptr + hs, mask=h_ok, other=0.0, cache_modifier=".cg")
+        scale = tl.load(norm_ptr + hs, mask=h_ok, other=0.0)
+        x = (x.to(tl.float32) * inv_rms * scale).to(x_ptr.dtype.element_ty)
+        tl.store(normed_ptr + hs, x, mask=h_ok & writes)
+        acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
+    experts = expert + tl.arange(0, 1)
+    logits = tl.sum(acc, axis=1) + tl.load(b_ptr + experts).to(tl.float32)
+    tl.store(logits_ptr + experts, logits.to(tl.bfloat16).to(tl.float32))
+
+
+@triton.jit
+def _store_normed_fixed(x_ptr, norm_ptr, xq_ptr, xs_ptr, inv_rms, H: tl.constexpr,
+                        H_PAD: tl.constexpr):  # fmt: skip
+    """The normed row in moe_decode's fixed point, exactly as `_router_logits_kernel` (QUANT)."""
+    all_h = tl.arange(0, H_PAD)
+    row = tl.load(x_ptr + all_h, mask=all_h < H, other=0.0, cache_modifier=".cg").to(tl.float32)
+    scale_all = tl.load(norm_ptr + all_h, mask=all_h < H, other=0.0)
+    normed = (row * inv_rms * scale_all).to(x_ptr.dtype.element_ty).to(tl.float32)
+    store_fixed(tl.reshape(normed, [H_PAD // 32, 32]), xq_ptr, xs_ptr, H_PAD // 32, H)
