@@ -264,7 +264,10 @@ def linear_residual_route(
 def arrival_counters(device: torch.device, site: int) -> torch.Tensor:
     """The zeroed int32 [2] counters of one call site (`site`: its weight's address), made at
     the first (eager) call and kept for the graph replays; each launch leaves them at zero.
-    One per site, so launches that overlap under PDL never share one."""
+    One per site, so launches that overlap under PDL never share one. Made during a capture
+    they would live in the graph's pool and be freed with it: that is refused."""
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        raise RuntimeError("linear_residual_route: run each call site once before graph capture")
     return torch.zeros(2, dtype=torch.int32, device=device)
 
 
