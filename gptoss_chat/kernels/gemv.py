@@ -31,7 +31,7 @@ from gptoss_chat.kernels.common import (
     wait_for_previous_kernel,
 )
 from gptoss_chat.kernels.rms_norm import rms_norm
-from gptoss_chat.kernels.router import route_after_out_proj
+from gptoss_chat.kernels.router_epilogue import route_after_out_proj
 
 
 @triton.jit
@@ -82,6 +82,7 @@ def _gemv_kernel(
     SPIN: tl.constexpr = False,
     E: tl.constexpr = 1,
     ROUTER_BLOCK_H: tl.constexpr = 1,
+    ROUTER_SHARE: tl.constexpr = 1,  # groups of 32 of the normed row per router program
     ROUTER_H: tl.constexpr = 1,  # = N, as a compile-time constant
     ROUTER_H_PAD: tl.constexpr = 1,  # next power of two >= N (the norm's one-shot row load)
     gate_w_ptr=None,  # ROUTER: [E, N] bf16
@@ -130,7 +131,7 @@ def _gemv_kernel(
     if ROUTER:
         route_after_out_proj(out_ptr, gate_w_ptr, gate_b_ptr, logits_ptr, norm_ptr, normed_ptr,
                              xq_ptr, xs_ptr, counter_ptr, eps, ROUTER_H, ROUTER_H_PAD, E,
-                             ROUTER_BLOCK_H, SPIN)  # fmt: skip
+                             ROUTER_BLOCK_H, ROUTER_SHARE, SPIN)  # fmt: skip
 
 
 _CONFIGS = [
@@ -218,8 +219,8 @@ def linear_residual_route(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """One token: `linear_residual` and then `router.norm_router_logits(..., quantized=...)` of
     its output, in one launch (the router runs in the last programs' epilogue, see
-    `router.route_after_out_proj`). Returns (new x [1, N], normed [1, N] bf16, logits [1, E]
-    float32, (xq [1, 2N] int8, xs [1, N/32] float32)), bit for bit the two launches' results."""
+    `router_epilogue.route_after_out_proj`). Returns (new x [1, N], normed [1, N] bf16, logits
+    [1, E] float32, (xq [1, 2N] int8, xs [1, N/32] float32)), bit for bit the two launches'."""
     _check(x, weight, bias)
     n_tokens, k = x.shape
     n, n_experts = weight.shape[0], gate_weight.shape[0]
@@ -252,10 +253,10 @@ def linear_residual_route(
         residual.contiguous(), float(eps), n, K=k, K_PAD=triton.next_power_of_2(k),
         HAS_BIAS=bias is not None, NORM=False, RESIDUAL=True, BLOCK_N=block_n, BLOCK_K=block_k,
         PDL=pdl, ROUTER=True, SPIN=x.is_cuda, E=n_experts, ROUTER_BLOCK_H=router_block_h,
-        ROUTER_H=n, ROUTER_H_PAD=triton.next_power_of_2(n), gate_w_ptr=gate_weight,
-        gate_b_ptr=gate_bias, logits_ptr=logits, normed_ptr=normed, xq_ptr=fixed[0],
-        xs_ptr=fixed[1], counter_ptr=arrival_counters(dev, weight.data_ptr()),
-        launch_pdl=pdl, **launch,
+        ROUTER_SHARE=triton.next_power_of_2(triton.cdiv(n // 32, n_experts)), ROUTER_H=n,
+        ROUTER_H_PAD=triton.next_power_of_2(n), gate_w_ptr=gate_weight, gate_b_ptr=gate_bias,
+        logits_ptr=logits, normed_ptr=normed, xq_ptr=fixed[0], xs_ptr=fixed[1],
+        counter_ptr=arrival_counters(dev, weight.data_ptr()), launch_pdl=pdl, **launch,
     )  # fmt: skip
     return out, normed, logits, fixed
 

@@ -2,8 +2,8 @@
 
 `moe_block` is the MoE half of a layer, x + moe(rms_norm(x)): at decode the RMSNorm rides in the
 router kernel (`router.norm_router_logits`), which saves a launch per layer. `out_proj_moe_block`
-also takes the attention's out projection in front of it: at T == 1 the router then rides in that
-GEMV's last programs (`router.route_after_out_proj`), which saves the router's launch too.
+also takes the attention's out projection in front of it: at T == 1 the router then rides in
+that GEMV's last programs (`router_epilogue.py`), which saves the router's launch too.
 
 Few tokens (decode, short chunks): `moe_experts` reads the packed experts directly, with static
 launch shapes (graph-safe). Many tokens (prefill): `moe_prefill.moe_grouped`, a grouped GEMM

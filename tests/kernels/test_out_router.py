@@ -63,8 +63,9 @@ def _assert_same(fused, unfused) -> None:
     assert torch.equal(xq, ref_xq) and torch.equal(xs, ref_xs), "the fixed-point row"
 
 
-# (experts, hidden, attention width): the interpreter's GEMV grid is ceil(hidden / 64) programs
-SHAPES = [(4, 64, 96), (4, 320, 64), (32, 64, 64), (128, 96, 64)]
+# (experts, hidden, attention width): the interpreter's GEMV grid is ceil(hidden / 64) programs;
+# 2880 is the real hidden size (90 groups of 32 shared among 32 routers, 4 each)
+SHAPES = [(4, 64, 96), (4, 320, 64), (32, 64, 64), (128, 96, 64), (32, 2880, 32)]
 
 
 @pytest.mark.parametrize(("n_experts", "hidden", "k"), SHAPES)
