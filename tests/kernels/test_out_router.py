@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gptoss_chat.kernels.common import tuning_sweep
 from gptoss_chat.kernels.gemv import arrival_counters, linear_residual, linear_residual_route
 from gptoss_chat.kernels.moe import moe_block, out_proj_moe_block
 from gptoss_chat.kernels.router import norm_router_logits
@@ -117,15 +118,21 @@ def test_fused_router_rejects_mismatched_shapes(device) -> None:
 @pytest.mark.gpu
 @pytest.mark.parametrize("n_experts", [32, 128])
 def test_fused_router_full_shape_in_graph(n_experts) -> None:
+    if tuning_sweep():
+        pytest.skip("the autotuned linear_residual may run other blocks than the fused launch")
     dev = torch.device("cuda")
     attn, w, b, x, scale, experts = _case(n_experts, 2880, 4096, dev, seed=n_experts)
     unfused = _two_launches(attn, w, b, x, scale, experts)
     eager = linear_residual_route(attn, w, b, x, scale, EPS, experts.gate_weight,
                                   experts.gate_bias)  # fmt: skip
     _assert_same(eager, unfused)
-    # the logits are the torch reference's bf16 logits of the same normed row
+    # against cuBLAS's bf16 logits of the same normed row (another summation order: a logit
+    # within float32 noise of a bf16 rounding boundary may round the other way)
     ref_logits = F.linear(eager[1], experts.gate_weight, experts.gate_bias).float()
-    assert torch.equal(eager[2], ref_logits)
+    differ = (eager[2] != ref_logits).sum().item()
+    print(f"E {n_experts}: {differ} of {n_experts} logits differ from cuBLAS's (1 bf16 ulp max)")
+    spacing = ref_logits.abs() * 2.0**-7 + 1e-30
+    assert ((eager[2] - ref_logits).abs() <= spacing).all()
     assert rel_err(eager[1], rms_norm_torch(eager[0], scale, EPS)) < 1e-2
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
