@@ -12,7 +12,9 @@ Two fused forms save the launches around the attention projections at decode: `n
 (RMSNorm in the prologue: each program computes the row's rms from x, 2880 values from L2, and
 rounds the normed x to bf16 exactly as rms_norm.py does) and `linear_residual` (the bf16 output
 plus the residual, in the epilogue). Both are the same kernel with constexpr flags, so the
-product's reduction order, and so its result, is the plain GEMV's.
+product's reduction order, and so its result, is the plain GEMV's. A third, `linear_residual_route`
+(the out projection at T == 1), also runs the MoE router after the residual add, in the grid's
+last programs (router_epilogue.py), which saves the router's launch.
 """
 
 from __future__ import annotations
