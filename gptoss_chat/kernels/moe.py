@@ -14,6 +14,8 @@ divide.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -89,8 +91,9 @@ def out_proj_moe_block(
     """The `Ops.out_proj_moe_block` entry: moe_block(linear_residual(attn, W_o, b_o, x)). One
     token: the out-projection GEMV also normalises its output and computes the router logits
     and the experts' fixed-point input in its last programs (`gemv.linear_residual_route`),
-    which saves the router's launch; then the expert kernels. More tokens: composed."""
-    if attn.shape[0] != 1 or x.shape[1] % 32:
+    which saves the router's launch; then the expert kernels. More tokens (or
+    GPTOSS_ROUTER_EPILOGUE=0, to measure without it): composed."""
+    if attn.shape[0] != 1 or x.shape[1] % 32 or os.environ.get("GPTOSS_ROUTER_EPILOGUE") == "0":
         mid = linear_residual(attn, out_weight, out_bias, x)
         return moe_block(mid, norm_scale, eps, weights, experts_per_token, swiglu_limit)
     mid, normed, logits, fixed = linear_residual_route(

@@ -100,6 +100,16 @@ def test_out_proj_moe_block_equals_its_two_entries(device, n_tokens) -> None:
     assert rel_err(fused, reference) < 2e-2
 
 
+def test_router_epilogue_can_be_switched_off(device, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GPTOSS_ROUTER_EPILOGUE=0 (for A/B timings) runs the two entries: no counters are made."""
+    monkeypatch.setenv("GPTOSS_ROUTER_EPILOGUE", "0")
+    attn, w, b, x, scale, experts = _case(8, 64, 96, device, seed=11)
+    before = arrival_counters.cache_info().currsize
+    out = out_proj_moe_block(attn, w, b, x, scale, EPS, experts, 2, 7.0)
+    assert arrival_counters.cache_info().currsize == before
+    assert torch.equal(out, moe_block(linear_residual(attn, w, b, x), scale, EPS, experts, 2, 7.0))
+
+
 def test_fused_router_rejects_mismatched_shapes(device) -> None:
     attn, w, b, x, scale, experts = _case(4, 64, 96, device)
     gate, gate_bias = experts.gate_weight, experts.gate_bias
