@@ -94,7 +94,8 @@ def _graph_us(fn) -> float:
 
 def bench_fused(copies: int = 3) -> None:
     """The fused decode kernels against the launch sequences they replace: norm + qkv GEMV,
-    out GEMV + residual add, norm + router logits; weights rotate among copies (L2 is 50 MB)."""
+    out GEMV + residual add, norm + router logits, out GEMV + residual + norm + router logits
+    (`_bench_out_router`); weights rotate among copies (L2 is 50 MB)."""
     from gptoss_chat.kernels.gemv import gemv, linear_residual, norm_linear
     from gptoss_chat.kernels.rms_norm import rms_norm
     from gptoss_chat.kernels.router import norm_router_logits, router_logits
@@ -149,12 +150,91 @@ def bench_fused(copies: int = 3) -> None:
         )
     for variant, body in variants.items():
         _emit("norm_router_32x2880", variant, _graph_us(rotating(body)), 32 * 2880 * 2)
+    for n_experts in (32, 128):
+        _bench_out_router(n_experts, copies)
     from gptoss_chat.kernels import gemv as gemv_module
 
     # the blocks each GEMV form ran with (a whole list with GPTOSS_TRITON_AUTOTUNE=1)
     for key, config in getattr(gemv_module._gemv_tuned, "cache", {}).items():
         row = {"kernel": "gemv", "tuning": str(config), "key": str(key)[:160]}
         print(json.dumps(row), flush=True)
+
+
+def _bench_out_router(n_experts: int, copies: int) -> None:
+    """Out projection + residual with the router in its epilogue (one launch) against
+    `linear_residual` then `norm_router_logits` (two), and the whole MoE half behind each
+    (`out_proj_moe_block` against `linear_residual` + `moe_block`, 20b only). First a check line:
+    the fused results replayed from a CUDA graph equal the two launches' bit for bit, and the
+    arrival counters are back at zero."""
+    from gptoss_chat.kernels.gemv import arrival_counters, linear_residual, linear_residual_route
+    from gptoss_chat.kernels.moe import moe_block, out_proj_moe_block
+    from gptoss_chat.kernels.router import norm_router_logits
+    from tests.kernels.helpers import random_experts
+
+    dev, eps, hidden = torch.device("cuda"), 1e-5, 2880
+    x = torch.randn(1, hidden, device=dev).to(torch.bfloat16) * 3
+    attn = torch.randn(1, 4096, device=dev).to(torch.bfloat16)
+    scale = torch.rand(hidden, device=dev) + 0.5
+    out = [(torch.randn(hidden, 4096, device=dev).to(torch.bfloat16) * 0.02,
+            torch.randn(hidden, device=dev).to(torch.bfloat16)) for _ in range(copies)]  # fmt: skip
+    inter = 2880 if n_experts == 32 else 64  # 120b: the router alone (its experts are 60 GB)
+    experts = [random_experts(n_experts, hidden, inter, dev, seed=i) for i in range(copies)]
+
+    def two_launches(i: int):
+        mid = linear_residual(attn, *out[i], x)
+        fixed = (torch.empty(1, 2 * hidden, dtype=torch.int8, device=dev),
+                 torch.empty(1, hidden // 32, dtype=torch.float32, device=dev))  # fmt: skip
+        normed, logits = norm_router_logits(mid, scale, eps, experts[i].gate_weight,
+                                            experts[i].gate_bias, quantized=fixed)  # fmt: skip
+        return mid, normed, logits, *fixed
+
+    def fused(i: int):
+        mid, normed, logits, fixed = linear_residual_route(
+            attn, *out[i], x, scale, eps, experts[i].gate_weight, experts[i].gate_bias
+        )
+        return mid, normed, logits, *fixed
+
+    kernel = f"out_router_2880x4096_E{n_experts}"
+    for i in range(copies):  # compiles, and makes each copy's counters before any capture
+        fused(i)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = fused(0)
+    reference = two_launches(0)
+    same = True
+    for _ in range(5):
+        graph.replay()
+        torch.cuda.synchronize()
+        same &= all(torch.equal(a, b) for a, b in zip(captured, reference, strict=True))
+    zeroed = arrival_counters(dev, out[0][0].data_ptr()).tolist() == [0, 0]
+    print(json.dumps({"kernel": kernel, "check": "graph_bit_equal", "ok": bool(same),
+                      "counters_zero": zeroed}), flush=True)  # fmt: skip
+
+    def rotating(body):
+        state = {"i": 0}
+
+        def run():
+            state["i"] += 1
+            body(state["i"] % copies)
+
+        return run
+
+    nbytes = (hidden * 4096 + n_experts * hidden) * 2
+    for variant, body in {"fused": fused, "unfused": two_launches}.items():
+        _emit(kernel, variant, _graph_us(rotating(body)), nbytes)
+    if n_experts != 32:
+        return
+
+    def block_unfused(i: int):
+        return moe_block(linear_residual(attn, *out[i], x), scale, eps, experts[i], 4, 7.0)
+
+    variants = {
+        "fused": lambda i: out_proj_moe_block(attn, *out[i], x, scale, eps, experts[i], 4, 7.0),
+        "unfused": block_unfused,
+    }
+    nbytes += 4 * 3 * hidden * 2880 // 2  # four experts' fp4 codes
+    for variant, body in variants.items():
+        _emit("out_proj_moe_block_20b", variant, _graph_us(rotating(body)), nbytes)
 
 
 def bench_attention() -> None:

@@ -12,10 +12,14 @@ Two fused forms save the launches around the attention projections at decode: `n
 (RMSNorm in the prologue: each program computes the row's rms from x, 2880 values from L2, and
 rounds the normed x to bf16 exactly as rms_norm.py does) and `linear_residual` (the bf16 output
 plus the residual, in the epilogue). Both are the same kernel with constexpr flags, so the
-product's reduction order, and so its result, is the plain GEMV's.
+product's reduction order, and so its result, is the plain GEMV's. A third, `linear_residual_route`
+(the out projection at T == 1), also runs the MoE router after the residual add, in the grid's
+last programs (router_epilogue.py), which saves the router's launch.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +33,7 @@ from gptoss_chat.kernels.common import (
     wait_for_previous_kernel,
 )
 from gptoss_chat.kernels.rms_norm import rms_norm
+from gptoss_chat.kernels.router_epilogue import route_after_out_proj
 
 
 @triton.jit
@@ -63,9 +68,9 @@ def _gemv_kernel(
     w_ptr,  # [N, K] bf16
     b_ptr,  # [N] or unused
     out_ptr,  # [T, N]
-    norm_ptr,  # [K] float32 RMSNorm scale, or unused
+    norm_ptr,  # [K] float32 RMSNorm scale (NORM), [N] the router's (ROUTER), or unused
     res_ptr,  # [T, N] residual, or unused
-    eps,
+    eps,  # of the norm in the prologue (NORM) or in the router epilogue (ROUTER)
     N,
     K: tl.constexpr,
     K_PAD: tl.constexpr,  # next power of two >= K (the norm's one-shot row load)
@@ -75,6 +80,20 @@ def _gemv_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     PDL: tl.constexpr = False,
+    ROUTER: tl.constexpr = False,  # T == 1: `route_after_out_proj` after the rows are stored
+    SPIN: tl.constexpr = False,
+    E: tl.constexpr = 1,
+    ROUTER_BLOCK_H: tl.constexpr = 1,
+    ROUTER_SHARE: tl.constexpr = 1,  # groups of 32 of the normed row per router program
+    ROUTER_H: tl.constexpr = 1,  # = N, as a compile-time constant
+    ROUTER_H_PAD: tl.constexpr = 1,  # next power of two >= N (the norm's one-shot row load)
+    gate_w_ptr=None,  # ROUTER: [E, N] bf16
+    gate_b_ptr=None,  # ROUTER: [E] bf16
+    logits_ptr=None,  # ROUTER: [E] float32
+    normed_ptr=None,  # ROUTER: [N] bf16
+    xq_ptr=None,  # ROUTER: [2N] int8
+    xs_ptr=None,  # ROUTER: [N/32] float32
+    counter_ptr=None,  # ROUTER: int32 [2], zero between calls
 ):
     token = tl.program_id(1)
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -111,6 +130,10 @@ def _gemv_kernel(
         residual = tl.load(res_ptr + token * N + rows_safe).to(tl.float32)
         y = y.to(out_ptr.dtype.element_ty).to(tl.float32) + residual
     tl.store(out_ptr + token * N + rows, y.to(out_ptr.dtype.element_ty), mask=row_ok)
+    if ROUTER:
+        route_after_out_proj(out_ptr, gate_w_ptr, gate_b_ptr, logits_ptr, norm_ptr, normed_ptr,
+                             xq_ptr, xs_ptr, counter_ptr, eps, ROUTER_H, ROUTER_H_PAD, E,
+                             ROUTER_BLOCK_H, ROUTER_SHARE, SPIN)  # fmt: skip
 
 
 _CONFIGS = [
@@ -184,6 +207,71 @@ def linear_residual(
     if x.shape[0] > DECODE_MAX_TOKENS:
         return residual + F.linear(x, weight, bias)
     return _launch(x, weight, bias, x.dtype, residual=residual.contiguous())
+
+
+def linear_residual_route(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    residual: torch.Tensor,
+    norm_scale: torch.Tensor,
+    eps: float,
+    gate_weight: torch.Tensor,
+    gate_bias: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """One token: `linear_residual` and then `router.norm_router_logits(..., quantized=...)` of
+    its output, in one launch (the router runs in the last programs' epilogue, see
+    `router_epilogue.route_after_out_proj`). Returns (new x [1, N], normed [1, N] bf16, logits
+    [1, E] float32, (xq [1, 2N] int8, xs [1, N/32] float32)), bit for bit the two launches'."""
+    _check(x, weight, bias)
+    n_tokens, k = x.shape
+    n, n_experts = weight.shape[0], gate_weight.shape[0]
+    if n_tokens != 1 or residual.shape != (1, n) or residual.dtype != x.dtype:
+        raise ValueError(f"linear_residual_route: one token, residual {tuple(residual.shape)}")
+    if gate_weight.shape != (n_experts, n) or gate_bias.shape != (n_experts,) or n % 32:
+        raise ValueError(f"linear_residual_route: gate {tuple(gate_weight.shape)} for {n} rows")
+    if norm_scale.shape != (n,) or norm_scale.dtype != torch.float32:
+        raise ValueError(f"linear_residual_route: norm scale {tuple(norm_scale.shape)}")
+    dev = x.device
+    out = torch.empty(1, n, dtype=x.dtype, device=dev)
+    normed = torch.empty(1, n, dtype=x.dtype, device=dev)
+    logits = torch.empty(1, n_experts, dtype=torch.float32, device=dev)
+    fixed = (torch.empty(1, 2 * n, dtype=torch.int8, device=dev),
+             torch.empty(1, n // 32, dtype=torch.float32, device=dev))  # fmt: skip
+    if x.is_cuda:  # the blocks `linear_residual` runs with; 4 warps as the router kernel's
+        config = _H100_BEST[0]
+        block_n, block_k = config.kwargs["BLOCK_N"], config.kwargs["BLOCK_K"]
+        launch = dict(num_warps=config.num_warps, num_stages=config.num_stages)
+        router_block_h = triton.next_power_of_2(n)  # `router._launch_logits`'s GPU blocks
+    else:  # `_launch`'s and `router._launch_logits`'s interpreter blocks
+        block_n, block_k = min(64, triton.next_power_of_2(n)), min(128, triton.next_power_of_2(k))
+        launch = {}
+        router_block_h = min(256, triton.next_power_of_2(n))
+    # at least E programs: the last E arrivals each compute a logit (programs past N store none)
+    grid = (max(triton.cdiv(n, block_n), n_experts), 1)
+    pdl = pdl_enabled(x)
+    _gemv_kernel[grid](
+        x, weight, bias if bias is not None else weight, out, norm_scale.contiguous(),
+        residual.contiguous(), float(eps), n, K=k, K_PAD=triton.next_power_of_2(k),
+        HAS_BIAS=bias is not None, NORM=False, RESIDUAL=True, BLOCK_N=block_n, BLOCK_K=block_k,
+        PDL=pdl, ROUTER=True, SPIN=x.is_cuda, E=n_experts, ROUTER_BLOCK_H=router_block_h,
+        ROUTER_SHARE=triton.next_power_of_2(triton.cdiv(n // 32, n_experts)), ROUTER_H=n,
+        ROUTER_H_PAD=triton.next_power_of_2(n), gate_w_ptr=gate_weight, gate_b_ptr=gate_bias,
+        logits_ptr=logits, normed_ptr=normed, xq_ptr=fixed[0], xs_ptr=fixed[1],
+        counter_ptr=arrival_counters(dev, weight.data_ptr()), launch_pdl=pdl, **launch,
+    )  # fmt: skip
+    return out, normed, logits, fixed
+
+
+@functools.cache
+def arrival_counters(device: torch.device, site: int) -> torch.Tensor:
+    """The zeroed int32 [2] counters of one call site (`site`: its weight's address), made at
+    the first (eager) call and kept for the graph replays; each launch leaves them at zero.
+    One per site, so launches that overlap under PDL never share one. Made during a capture
+    they would live in the graph's pool and be freed with it: that is refused."""
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        raise RuntimeError("linear_residual_route: run each call site once before graph capture")
+    return torch.zeros(2, dtype=torch.int32, device=device)
 
 
 def _check(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:

@@ -1,7 +1,9 @@
 """The `Ops.moe` and `Ops.moe_block` entries: routing, then the decode kernels or the prefill path.
 
 `moe_block` is the MoE half of a layer, x + moe(rms_norm(x)): at decode the RMSNorm rides in the
-router kernel (`router.norm_router_logits`), which saves a launch per layer.
+router kernel (`router.norm_router_logits`), which saves a launch per layer. `out_proj_moe_block`
+also takes the attention's out projection in front of it: at T == 1 the router then rides in
+that GEMV's last programs (`router_epilogue.py`), which saves the router's launch too.
 
 Few tokens (decode, short chunks): `moe_experts` reads the packed experts directly, with static
 launch shapes (graph-safe). Many tokens (prefill): `moe_prefill.moe_grouped`, a grouped GEMM
@@ -12,10 +14,13 @@ divide.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
 from gptoss_chat.kernels.dequant import dequantize
+from gptoss_chat.kernels.gemv import linear_residual, linear_residual_route
 from gptoss_chat.kernels.moe_decode import moe_experts_from_logits
 from gptoss_chat.kernels.moe_prefill import fits, moe_grouped
 from gptoss_chat.kernels.rms_norm import rms_norm
@@ -69,6 +74,35 @@ def moe_block(
         normed, logits, experts_per_token, weights.mlp1_blocks, weights.mlp1_scales,
         weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
         swiglu_limit, quantized=fixed, residual=x,
+    )  # fmt: skip
+
+
+def out_proj_moe_block(
+    attn: torch.Tensor,
+    out_weight: torch.Tensor,
+    out_bias: torch.Tensor | None,
+    x: torch.Tensor,
+    norm_scale: torch.Tensor,
+    eps: float,
+    weights: ExpertWeights,
+    experts_per_token: int,
+    swiglu_limit: float,
+) -> torch.Tensor:
+    """The `Ops.out_proj_moe_block` entry: moe_block(linear_residual(attn, W_o, b_o, x)). One
+    token: the out-projection GEMV also normalises its output and computes the router logits
+    and the experts' fixed-point input in its last programs (`gemv.linear_residual_route`),
+    which saves the router's launch; then the expert kernels. More tokens (or
+    GPTOSS_ROUTER_EPILOGUE=0, to measure without it): composed."""
+    if attn.shape[0] != 1 or x.shape[1] % 32 or os.environ.get("GPTOSS_ROUTER_EPILOGUE") == "0":
+        mid = linear_residual(attn, out_weight, out_bias, x)
+        return moe_block(mid, norm_scale, eps, weights, experts_per_token, swiglu_limit)
+    mid, normed, logits, fixed = linear_residual_route(
+        attn, out_weight, out_bias, x, norm_scale, eps, weights.gate_weight, weights.gate_bias
+    )  # [1, H] bf16 x + attention, its normed row, router logits [1, E], the row in fixed point
+    return moe_experts_from_logits(
+        normed, logits, experts_per_token, weights.mlp1_blocks, weights.mlp1_scales,
+        weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
+        swiglu_limit, quantized=fixed, residual=mid,
     )  # fmt: skip
 
 

@@ -7,9 +7,9 @@ Triton backend replaces some entries with kernels of *exactly* these signatures:
     from dataclasses import replace
     ops = replace(TORCH_OPS, name="triton", moe=triton_moe, attention_decode=triton_decode)
 
-Three entries fuse a norm or a residual add with their neighbour (`norm_linear`,
-`linear_residual`, `moe_block`) so a decode step needs fewer launches; their defaults compose the
-references and give exactly the unfused results.
+Four entries fuse a norm or a residual add with their neighbours (`norm_linear`,
+`linear_residual`, `moe_block`, and `out_proj_moe_block`: the last two in one) so a decode step
+needs fewer launches; their defaults compose the references and give exactly the unfused results.
 
 `select_ops` picks the table: the kernels package plugs in by defining
 `gptoss_chat.kernels.build_ops(base: Ops, device: torch.device) -> Ops`.
@@ -161,6 +161,25 @@ class MoeBlockOp(Protocol):
         ...
 
 
+class OutProjMoeBlockOp(Protocol):
+    def __call__(
+        self,
+        attn: torch.Tensor,
+        out_weight: torch.Tensor,
+        out_bias: torch.Tensor | None,
+        x: torch.Tensor,
+        norm_scale: torch.Tensor,
+        eps: float,
+        weights: ExpertWeights,
+        experts_per_token: int,
+        swiglu_limit: float,
+    ) -> torch.Tensor:
+        """The attention's out projection and the MoE half: with mid = linear_residual(attn,
+        out_weight, out_bias, x), returns moe_block(mid, norm_scale, eps, weights, ...).
+        attn [T, Hq D] bf16, x [T, H] bf16 (the block's input) -> [T, H] bf16."""
+        ...
+
+
 class RopeCacheOp(Protocol):
     def __call__(
         self,
@@ -229,6 +248,7 @@ class Ops:
     norm_linear: NormLinearOp = lambda *args: norm_linear_torch(*args)
     linear_residual: LinearResidualOp = lambda *args: linear_residual_torch(*args)
     moe_block: MoeBlockOp = lambda *args: moe_block_torch(*args)
+    out_proj_moe_block: OutProjMoeBlockOp = lambda *args: out_proj_moe_block_torch(*args)
     graph_safe_decode: bool = False
     """True when a T == 1 forward never syncs with the host, so decode can be a CUDA graph."""
     graph_safe_prefill: bool = False
@@ -408,6 +428,21 @@ def moe_block_torch(
 ) -> torch.Tensor:
     normed = rms_norm_torch(x, norm_scale, eps)
     return x + moe_torch(normed, weights, experts_per_token, swiglu_limit)
+
+
+def out_proj_moe_block_torch(
+    attn: torch.Tensor,
+    out_weight: torch.Tensor,
+    out_bias: torch.Tensor | None,
+    x: torch.Tensor,
+    norm_scale: torch.Tensor,
+    eps: float,
+    weights: ExpertWeights,
+    experts_per_token: int,
+    swiglu_limit: float,
+) -> torch.Tensor:
+    mid = linear_residual_torch(attn, out_weight, out_bias, x)
+    return moe_block_torch(mid, norm_scale, eps, weights, experts_per_token, swiglu_limit)
 
 
 def unembedding_torch(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

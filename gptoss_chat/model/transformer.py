@@ -140,11 +140,11 @@ class Transformer:
         cos, sin = self.rope_cos[positions], self.rope_sin[positions]  # [T, D/2]
         for index, layer in enumerate(self.weights.layers):
             with record_function(f"attention.{index}"):
-                x = self._attention_block(index, layer, x, cos, sin, cache)
-            with record_function(f"moe.{index}"):
-                x = self.ops.moe_block(
-                    x, layer.mlp_norm, c.rms_norm_eps, layer.experts, c.experts_per_token,
-                    c.swiglu_limit,
+                attn = self._attention_block(index, layer, x, cos, sin, cache)
+            with record_function(f"moe.{index}"):  # x + out(attn), then its MoE half
+                x = self.ops.out_proj_moe_block(
+                    attn, layer.out_weight, layer.out_bias, x, layer.mlp_norm, c.rms_norm_eps,
+                    layer.experts, c.experts_per_token, c.swiglu_limit,
                 )  # fmt: skip
         if advance:
             cache.advance(n_tokens)
@@ -165,8 +165,8 @@ class Transformer:
         sin: torch.Tensor,
         cache: KVCache,
     ) -> torch.Tensor:
-        """x + attention(rms_norm(x)): the norm rides in the qkv projection, the residual add in
-        the out projection (one launch each at decode with the Triton table)."""
+        """attention(rms_norm(x)) [T, Hq D] before its out projection (which `forward_hidden`
+        runs with the residual add and the MoE half); the norm rides in the qkv projection."""
         c = self.config
         n_tokens = x.shape[0]
         qkv = self.ops.norm_linear(
@@ -180,4 +180,4 @@ class Transformer:
         out = attend(
             q, cache.k[index], cache.v[index], layer.sinks, cache.offset, window, self.sm_scale
         )  # [T, Hq D]
-        return self.ops.linear_residual(out, layer.out_weight, layer.out_bias, x)
+        return out
