@@ -8,7 +8,8 @@ Triton backend replaces some entries with kernels of *exactly* these signatures:
     ops = replace(TORCH_OPS, name="triton", moe=triton_moe, attention_decode=triton_decode)
 
 Three entries fuse a norm or a residual add with their neighbour (`norm_linear`,
-`linear_residual`, `moe_block`) so a decode step needs fewer launches; their defaults compose the
+`linear_residual`, `moe_block`) and one fuses a decode token's RoPE, KV write and attention
+(`rope_attention_decode`), so a decode step needs fewer launches; their defaults compose the
 references and give exactly the unfused results.
 
 `select_ops` picks the table: the kernels package plugs in by defining
@@ -182,6 +183,28 @@ class RopeCacheOp(Protocol):
         ...
 
 
+class RopeAttentionDecodeOp(Protocol):
+    def __call__(
+        self,
+        qkv: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        sinks: torch.Tensor,
+        offset: torch.Tensor,
+        sliding_window: int,
+        sm_scale: float,
+        n_heads: int,
+    ) -> torch.Tensor:
+        """One decode token's attention from the qkv projection: `rope_cache` (rotates q and k,
+        writes k, v at slot offset % S) then `attention_decode`, as one entry so a kernel can do
+        both in one launch. qkv [1, (Hq + 2 Hkv) D] bf16, cos, sin [1, D/2] bf16; the rest as in
+        `AttentionOp` (offset is `start`). Returns [1, Hq * D] bf16; the cache holds exactly
+        what `rope_cache` writes."""
+        ...
+
+
 class SampleOp(Protocol):
     def __call__(
         self,
@@ -228,6 +251,7 @@ class Ops:
     norm_linear: NormLinearOp = lambda *args: norm_linear_torch(*args)
     linear_residual: LinearResidualOp = lambda *args: linear_residual_torch(*args)
     moe_block: MoeBlockOp = lambda *args: moe_block_torch(*args)
+    rope_attention_decode: RopeAttentionDecodeOp = lambda *args: rope_attention_decode_torch(*args)
     graph_safe_decode: bool = False
     """True when a T == 1 forward never syncs with the host, so decode can be a CUDA graph."""
     graph_safe_prefill: bool = False
@@ -379,6 +403,22 @@ def rope_cache_torch(
     k_cache.index_copy_(0, index, rotate(k))
     v_cache.index_copy_(0, index, v)
     return rotate(q)
+
+
+def rope_attention_decode_torch(
+    qkv: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    sinks: torch.Tensor,
+    offset: torch.Tensor,
+    sliding_window: int,
+    sm_scale: float,
+    n_heads: int,
+) -> torch.Tensor:
+    q = rope_cache_torch(qkv, cos, sin, k_cache, v_cache, offset, n_heads)
+    return attention_torch(q, k_cache, v_cache, sinks, offset, sliding_window, sm_scale)
 
 
 def norm_linear_torch(
