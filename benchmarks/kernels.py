@@ -175,6 +175,7 @@ def bench_attention() -> None:
     start = torch.tensor(5000, device=dev)
     us = _bench(lambda: attention_decode(q, ring, ring, sinks, start, 128, 0.125))
     _emit("attention_decode", "window128", us, 128 * 8 * 64 * 2 * 2)
+    bench_rope_attention(k, v, ring, sinks)
     for n_tok in (2048, 8192):
         qp = torch.randn(n_tok, 64, 64, device=dev).to(torch.bfloat16)
         start = torch.tensor(0, device=dev)
@@ -182,6 +183,52 @@ def bench_attention() -> None:
         flops = 4 * n_tok * n_tok / 2 * 64 * 64
         print(json.dumps({"kernel": "attention_prefill", "variant": f"T{n_tok}", "us": round(us, 1),
                           "TFLOPs": round(flops / us / 1e6, 1)}), flush=True)  # fmt: skip
+
+
+def bench_rope_attention(k: torch.Tensor, v: torch.Tensor, ring: torch.Tensor, sinks) -> None:
+    """A decode token's attention in a CUDA graph: rope_cache + attention_decode (three launches)
+    against rope_attention_decode (one), alone and between the qkv projection and the out
+    projection as in a layer (where PDL lets the launches overlap their neighbours)."""
+    from gptoss_chat.kernels.attention_decode import attention_decode
+    from gptoss_chat.kernels.gemv import linear_residual, norm_linear
+    from gptoss_chat.kernels.rope_attention_decode import rope_attention_decode
+    from gptoss_chat.kernels.rope_cache import rope_cache
+
+    dev = torch.device("cuda")
+    x = torch.randn(1, 2880, device=dev).to(torch.bfloat16)
+    scale = torch.rand(2880, device=dev) + 0.5
+    w_qkv = torch.randn(5120, 2880, device=dev).to(torch.bfloat16) * 0.02
+    b_qkv = torch.randn(5120, device=dev).to(torch.bfloat16)
+    w_out = torch.randn(2880, 4096, device=dev).to(torch.bfloat16) * 0.02
+    b_out = torch.randn(2880, device=dev).to(torch.bfloat16)
+    qkv = norm_linear(x, scale, 1e-5, w_qkv, b_qkv)
+    angles = torch.rand(1, 32, device=dev) * 6.28
+    cos, sin = angles.cos().to(torch.bfloat16), angles.sin().to(torch.bfloat16)
+
+    def three(qkv, kc, vc, pos, window):
+        q = rope_cache(qkv, cos, sin, kc, vc, pos, 64)
+        return attention_decode(q, kc, vc, sinks, pos, window, 0.125)
+
+    def one(qkv, kc, vc, pos, window):
+        return rope_attention_decode(qkv, cos, sin, kc, vc, sinks, pos, window, 0.125, 64)
+
+    cases = [("ctx1024", k, v, 1023, 0), ("ctx32768", k, v, 32767, 0),
+             ("window128", ring, ring.clone(), 5000, 128)]  # fmt: skip
+    for label, kc, vc, at, window in cases:
+        pos = torch.tensor(at, device=dev)
+        nbytes = min(at, window or at) * 8 * 64 * 2 * 2
+        for variant, attend in (("3_launches", three), ("fused", one)):
+            us = _graph_us(lambda attend=attend, kc=kc, vc=vc, pos=pos, w=window:
+                           attend(qkv, kc, vc, pos, w))  # fmt: skip
+            _emit("rope_attention_decode", f"{label}_{variant}", us, nbytes)
+
+            def layer(attend=attend, kc=kc, vc=vc, pos=pos, w=window):
+                h = norm_linear(x, scale, 1e-5, w_qkv, b_qkv)
+                return linear_residual(attend(h, kc, vc, pos, w), w_out, b_out, x)
+
+            us = _graph_us(layer)
+            nbytes_layer = nbytes + (5120 * 2880 + 2880 * 4096) * 2
+            _emit("qkv_attention_out", f"{label}_{variant}", us, nbytes_layer)
 
 
 def bench_prefill_moe() -> None:
