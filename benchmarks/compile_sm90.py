@@ -36,9 +36,9 @@ POINTERS = {"qkv_ptr": "*bf16", "cos_ptr": "*bf16", "sin_ptr": "*bf16", "k_ptr":
 def compile_case(slots: int, window: int) -> dict:
     fn = fused._rope_attention_decode_kernel
     splits = decode_splits(slots, window)
-    constexprs = {"HQ": 64, "HKV": 8, "G": 8, "G_PAD": 16, "D": 64, "WINDOW": window,
+    constexprs = {"HQ": 64, "HKV": 8, "G": 8, "G_PAD": 16, "G_C": 8, "D": 64, "WINDOW": window,
                   "SPLITS": splits, "BLOCK_S": fused._BLOCK_S,
-                  "CHUNK": max(1, min(splits, fused._COMBINE_ELEMENTS // (16 * 64))),
+                  "CHUNK": max(1, min(splits, fused._COMBINE_ELEMENTS // (8 * 64))),
                   "UPCAST": False, "PDL": True}  # fmt: skip
     signature = {name: POINTERS.get(name, "constexpr") for name in fn.arg_names}
     attrs = {(i,): [["tt.divisibility", 16]] for i, kind in enumerate(signature.values())

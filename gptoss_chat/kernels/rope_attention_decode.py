@@ -42,7 +42,7 @@ from gptoss_chat.kernels.rope_cache import _bf16
 
 _BLOCK_S = 64
 _COMBINE_ELEMENTS = 8192
-"""Partial-accumulator values the merging program loads at once ([G_PAD, chunk, D] float32)."""
+"""Partial-accumulator values the merging program loads at once ([G_C, chunk, D] float32)."""
 
 
 @triton.jit
@@ -87,6 +87,44 @@ def _attend_tile(q, k, v, ok, m, l_sum, acc, sm_scale, UPCAST: tl.constexpr):
 
 
 @triton.jit
+def _merge_splits(qkv_ptr, cos_ptr, sin_ptr, k_new, v_new, sinks_ptr, m_ptr, l_ptr, acc_ptr,
+                  out_ptr, kv_head, sm_scale, HQ: tl.constexpr, G: tl.constexpr,
+                  G_C: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr,
+                  CHUNK: tl.constexpr):  # fmt: skip
+    """The merge of one kv head's SPLITS partials, in split order, with the sink and the current
+    token. It works on G_C = next_power_of_2(G) rows rather than the 16 a tl.dot needs, so a
+    [G_C, CHUNK, D] block of partials takes half the registers at gpt-oss's G = 8 (q is rotated
+    again in that shape; the rounding is the same). ".cg" loads skip L1, which is not coherent
+    with the other SMs' stores."""
+    g = tl.arange(0, G_C)
+    g_ok = g < G
+    heads = kv_head * G + g  # [G_C]
+    d = tl.arange(0, D)
+    q = _rotated(qkv_ptr + heads[:, None] * D, g_ok[:, None], cos_ptr, sin_ptr, D)
+    s_new = tl.sum(q.to(tl.float32) * k_new.to(tl.float32), axis=1) * sm_scale  # [G_C]
+    sink = tl.load(sinks_ptr + heads, mask=g_ok, other=0.0)
+    sp = tl.arange(0, SPLITS)
+    rows = (kv_head * SPLITS + sp[None, :]) * G + g[:, None]  # [G_C, SPLITS]
+    m_all = tl.load(m_ptr + rows, mask=g_ok[:, None], other=float("-inf"), cache_modifier=".cg")
+    m_max = tl.maximum(tl.maximum(tl.max(m_all, axis=1), sink), s_new)
+    l_tot = tl.zeros([G_C], dtype=tl.float32)
+    acc_tot = tl.zeros([G_C, D], dtype=tl.float32)
+    c = tl.arange(0, CHUNK)
+    for s_first in range(0, SPLITS, CHUNK):
+        at = (kv_head * SPLITS + s_first + c[None, :]) * G + g[:, None]  # [G_C, CHUNK]
+        m_c = tl.load(m_ptr + at, mask=g_ok[:, None], other=float("-inf"), cache_modifier=".cg")
+        live = (m_c > float("-inf"))[:, :, None]  # empty splits load no values
+        l_c = tl.load(l_ptr + at, mask=g_ok[:, None], other=0.0, cache_modifier=".cg")
+        acc_c = tl.load(acc_ptr + at[:, :, None] * D + d[None, None, :], mask=live, other=0.0,
+                        cache_modifier=".cg")  # fmt: skip
+        w = tl.exp(m_c - m_max[:, None])  # [G_C, CHUNK], 0 for empty splits
+        l_tot += tl.sum(l_c * w, axis=1)
+        acc_tot += tl.sum(acc_c * w[:, :, None], axis=1)
+    out_ptrs = out_ptr + heads[:, None] * D + d[None, :]
+    _finish(acc_tot, l_tot, m_max, sink, s_new, v_new, out_ptrs, g_ok[:, None])
+
+
+@triton.jit
 def _rope_attention_decode_kernel(
     qkv_ptr,  # [1, (HQ + 2 HKV) * D] bf16
     cos_ptr,  # [1, D/2] bf16
@@ -106,6 +144,7 @@ def _rope_attention_decode_kernel(
     HKV: tl.constexpr,
     G: tl.constexpr,
     G_PAD: tl.constexpr,
+    G_C: tl.constexpr,
     D: tl.constexpr,
     WINDOW: tl.constexpr,
     SPLITS: tl.constexpr,
@@ -160,11 +199,11 @@ def _rope_attention_decode_kernel(
         v = tl.load(v_ptr + kv_offs, mask=ok[:, None], other=0.0)
         m, l_sum, acc = _attend_tile(q, k, v, ok, m, l_sum, acc, sm_scale, UPCAST)
 
-    s_new = tl.sum(q.to(tl.float32) * k_new.to(tl.float32), axis=1) * sm_scale  # [G_PAD]
-    sink = tl.load(sinks_ptr + heads, mask=g_ok, other=0.0)
-    out_ptrs = out_ptr + heads[:, None] * D + d[None, :]
     v_new32 = v_new.to(tl.float32)[None, :]
     if SPLITS == 1:
+        s_new = tl.sum(q.to(tl.float32) * k_new.to(tl.float32), axis=1) * sm_scale  # [G_PAD]
+        sink = tl.load(sinks_ptr + heads, mask=g_ok, other=0.0)
+        out_ptrs = out_ptr + heads[:, None] * D + d[None, :]
         m_max = tl.maximum(tl.maximum(m, sink), s_new)
         w = tl.exp(m - m_max)  # 0 when the split had no keys (m = -inf)
         _finish(acc * w[:, None], l_sum * w, m_max, sink, s_new, v_new32, out_ptrs,
@@ -176,29 +215,10 @@ def _rope_attention_decode_kernel(
         tl.store(acc_ptr + part[:, None] * D + d[None, :], acc, mask=g_ok[:, None])
         tl.debug_barrier()  # every thread's partial stores are issued before the ticket
         ticket = tl.atomic_add(counter_ptr + kv_head, 1, sem="acq_rel", scope="gpu")
-        if ticket == SPLITS - 1:
-            # The last program of this kv head: merge in split order. ".cg" loads skip L1,
-            # which is not coherent with the other SMs' stores.
-            sp = tl.arange(0, SPLITS)
-            rows = (kv_head * SPLITS + sp[None, :]) * G + g[:, None]  # [G_PAD, SPLITS]
-            m_all = tl.load(m_ptr + rows, mask=g_ok[:, None], other=float("-inf"),
-                            cache_modifier=".cg")  # fmt: skip
-            m_max = tl.maximum(tl.maximum(tl.max(m_all, axis=1), sink), s_new)
-            l_tot = tl.zeros([G_PAD], dtype=tl.float32)
-            acc_tot = tl.zeros([G_PAD, D], dtype=tl.float32)
-            c = tl.arange(0, CHUNK)
-            for s_first in range(0, SPLITS, CHUNK):
-                at = (kv_head * SPLITS + s_first + c[None, :]) * G + g[:, None]  # [G_PAD, CHUNK]
-                m_c = tl.load(m_ptr + at, mask=g_ok[:, None], other=float("-inf"),
-                              cache_modifier=".cg")  # fmt: skip
-                live = (m_c > float("-inf"))[:, :, None]  # empty splits load no values
-                l_c = tl.load(l_ptr + at, mask=g_ok[:, None], other=0.0, cache_modifier=".cg")
-                acc_c = tl.load(acc_ptr + at[:, :, None] * D + d[None, None, :], mask=live,
-                                other=0.0, cache_modifier=".cg")  # fmt: skip
-                w = tl.exp(m_c - m_max[:, None])  # [G_PAD, CHUNK], 0 for empty splits
-                l_tot += tl.sum(l_c * w, axis=1)
-                acc_tot += tl.sum(acc_c * w[:, :, None], axis=1)
-            _finish(acc_tot, l_tot, m_max, sink, s_new, v_new32, out_ptrs, g_ok[:, None])
+        if ticket == SPLITS - 1:  # the last program of this kv head
+            _merge_splits(qkv_ptr, cos_ptr, sin_ptr, k_new, v_new32, sinks_ptr, m_ptr, l_ptr,
+                          acc_ptr, out_ptr, kv_head, sm_scale, HQ, G, G_C, D, SPLITS,
+                          CHUNK)  # fmt: skip
             tl.atomic_xchg(counter_ptr + kv_head, 0)  # zero again for the next call / replay
 
 
@@ -238,7 +258,8 @@ def rope_attention_decode(
     if not all(t.is_contiguous() for t in tensors):
         raise ValueError("rope_attention_decode needs contiguous tensors")
     group = n_heads // n_kv
-    group_pad = max(16, triton.next_power_of_2(group))
+    group_pad = max(16, triton.next_power_of_2(group))  # rows of the tl.dot tiles
+    group_merge = triton.next_power_of_2(group)  # rows of the merge
     splits = decode_splits(slots, sliding_window)
     dev = qkv.device
     out = torch.empty(n_heads * head_dim, dtype=qkv.dtype, device=dev)
@@ -250,14 +271,14 @@ def rope_attention_decode(
     else:  # merged in registers: no scratch, no counter (these pointers are never used)
         part_m = part_l = part_acc = sinks
         counters = offset
-    chunk = max(1, min(splits, _COMBINE_ELEMENTS // (group_pad * head_dim)))
+    chunk = max(1, min(splits, _COMBINE_ELEMENTS // (group_merge * head_dim)))
     pdl = pdl_enabled(qkv)
     # Without fusion Triton keeps torch's two roundings in the rotation (rope_cache.py).
     options = {"num_warps": 4, "enable_fp_fusion": False} if qkv.is_cuda else {"num_warps": 4}
     _rope_attention_decode_kernel[(n_kv, splits)](
         qkv, cos, sin, k_cache, v_cache, sinks, offset, part_m, part_l, part_acc, counters, out,
-        float(sm_scale), slots, HQ=n_heads, HKV=n_kv, G=group, G_PAD=group_pad, D=head_dim,
-        WINDOW=int(sliding_window), SPLITS=splits, BLOCK_S=_BLOCK_S, CHUNK=chunk,
+        float(sm_scale), slots, HQ=n_heads, HKV=n_kv, G=group, G_PAD=group_pad, G_C=group_merge,
+        D=head_dim, WINDOW=int(sliding_window), SPLITS=splits, BLOCK_S=_BLOCK_S, CHUNK=chunk,
         UPCAST=not qkv.is_cuda, PDL=pdl, launch_pdl=pdl, **options,
     )  # fmt: skip
     return out.view(1, n_heads * head_dim)
