@@ -11,9 +11,10 @@ partials and their combine). Program (kv head h, split s) of a (Hkv, SPLITS) gri
    partial (max, sum, weighted values) for each of the G heads;
 4. SPLITS == 1 (sliding layers): merges its partial with the sink and the current token at once.
    Otherwise it writes the partial to scratch and takes a ticket from the kv head's arrival
-   counter; the program that draws the last ticket merges the SPLITS partials in split order
-   (a fixed order, so the result does not depend on which program finished last), adds the
-   sink and the current token, writes the output and resets the counter for the next call.
+   counter; the program that draws the last ticket merges the SPLITS partials in a fixed order
+   (chunks of consecutive splits, in index order, each summed by the same reduction tree: the
+   result does not depend on which program finished last), adds the sink and the current
+   token, writes the output and resets the counter for the next call. No second launch.
 
 Why this is race-free: the splits cover only the keys already in the cache, positions
 max(offset - W + 1, 0) .. offset - 1 (all of 0 .. offset - 1 for full layers). The current
@@ -23,8 +24,9 @@ one slot written, offset % S, holds position offset - S, which no split reads: f
 S > offset, sliding rings have S >= W (or S > offset while the context is shorter than the
 window), so offset - S < offset - W + 1. The arrival counters are persistent zeroed int32 tensors,
 one set per KV buffer (per layer), so that neighbouring launches overlapped by PDL never share
-one, and a CUDA graph replays with them zeroed. Keys of earlier positions are read before the
-PDL wait: earlier forwards wrote them, and each forward ends with plain (non-PDL) launches.
+one, and a CUDA graph replays with them zeroed. The offset and the keys of earlier positions are
+read before the PDL wait: earlier forwards wrote them, and each forward ends with plain (non-PDL)
+launches (the offset's advance); only qkv comes from the launch just before.
 """
 
 from __future__ import annotations
