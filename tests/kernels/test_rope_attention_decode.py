@@ -24,13 +24,13 @@ from tests.kernels.helpers import rel_err
 
 def _case(device, offset, slots, n_heads=4, n_kv=2, head_dim=16, seed=0):
     """qkv, cos, sin, k_cache, v_cache, sinks, offset: random, with cos/sin of real angles."""
-    g = torch.Generator().manual_seed(seed + offset)
-    qkv = torch.randn(1, (n_heads + 2 * n_kv) * head_dim, generator=g)
-    angles = torch.rand(1, head_dim // 2, generator=g) * 2 * math.pi
-    caches = [torch.randn(slots, n_kv, head_dim, generator=g) for _ in range(2)]
-    bf = torch.bfloat16
-    tensors = [t.to(bf).to(device) for t in (qkv, angles.cos(), angles.sin(), *caches)]
-    sinks = torch.randn(n_heads, generator=g).to(device)
+    g = torch.Generator(device=device).manual_seed(seed + offset)  # drawn where they are used:
+    on = {"generator": g, "device": device}  # 2 x 67M values at 20b shapes are slow on a CPU
+    qkv = torch.randn(1, (n_heads + 2 * n_kv) * head_dim, **on)
+    angles = torch.rand(1, head_dim // 2, **on) * 2 * math.pi
+    caches = [torch.randn(slots, n_kv, head_dim, **on) for _ in range(2)]
+    tensors = [t.to(torch.bfloat16) for t in (qkv, angles.cos(), angles.sin(), *caches)]
+    sinks = torch.randn(n_heads, **on)
     return (*tensors, sinks, torch.tensor(offset, device=device))
 
 
