@@ -175,7 +175,6 @@ def bench_attention() -> None:
     start = torch.tensor(5000, device=dev)
     us = _bench(lambda: attention_decode(q, ring, ring, sinks, start, 128, 0.125))
     _emit("attention_decode", "window128", us, 128 * 8 * 64 * 2 * 2)
-    bench_rope_attention(k, v, ring, sinks)
     for n_tok in (2048, 8192):
         qp = torch.randn(n_tok, 64, 64, device=dev).to(torch.bfloat16)
         start = torch.tensor(0, device=dev)
@@ -185,7 +184,7 @@ def bench_attention() -> None:
                           "TFLOPs": round(flops / us / 1e6, 1)}), flush=True)  # fmt: skip
 
 
-def bench_rope_attention(k: torch.Tensor, v: torch.Tensor, ring: torch.Tensor, sinks) -> None:
+def bench_rope_attention() -> None:
     """A decode token's attention in a CUDA graph: rope_cache + attention_decode (three launches)
     against rope_attention_decode (one), alone and between the qkv projection and the out
     projection as in a layer (where PDL lets the launches overlap their neighbours)."""
@@ -195,6 +194,9 @@ def bench_rope_attention(k: torch.Tensor, v: torch.Tensor, ring: torch.Tensor, s
     from gptoss_chat.kernels.rope_cache import rope_cache
 
     dev = torch.device("cuda")
+    k, v = (torch.randn(131072, 8, 64, device=dev).to(torch.bfloat16) for _ in range(2))
+    ring_k, ring_v = (torch.randn(8320, 8, 64, device=dev).to(torch.bfloat16) for _ in range(2))
+    sinks = torch.randn(64, device=dev)
     x = torch.randn(1, 2880, device=dev).to(torch.bfloat16)
     scale = torch.rand(2880, device=dev) + 0.5
     w_qkv = torch.randn(5120, 2880, device=dev).to(torch.bfloat16) * 0.02
@@ -213,7 +215,7 @@ def bench_rope_attention(k: torch.Tensor, v: torch.Tensor, ring: torch.Tensor, s
         return rope_attention_decode(qkv, cos, sin, kc, vc, sinks, pos, window, 0.125, 64)
 
     cases = [("ctx1024", k, v, 1023, 0), ("ctx32768", k, v, 32767, 0),
-             ("window128", ring, ring.clone(), 5000, 128)]  # fmt: skip
+             ("window128", ring_k, ring_v, 5000, 128)]  # fmt: skip
     for label, kc, vc, at, window in cases:
         pos = torch.tensor(at, device=dev)
         nbytes = min(at, window or at) * 8 * 64 * 2 * 2
@@ -279,15 +281,18 @@ def bench_misc() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", help="comma list: moe,gemv,fused,attention,prefill_moe,misc")
+    parser.add_argument(
+        "--only", help="comma list: moe,gemv,fused,attention,prefill_moe,misc,rope_attention"
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("benchmarks/kernels.py needs a CUDA GPU", file=sys.stderr)
         return 2
-    wanted = set((args.only or "moe,gemv,fused,attention,prefill_moe,misc").split(","))
+    every = "moe,gemv,fused,attention,prefill_moe,misc,rope_attention"
+    wanted = set((args.only or every).split(","))
     for name, fn in [("moe", bench_moe), ("gemv", bench_gemv), ("fused", bench_fused),
                      ("attention", bench_attention), ("prefill_moe", bench_prefill_moe),
-                     ("misc", bench_misc)]:  # fmt: skip
+                     ("misc", bench_misc), ("rope_attention", bench_rope_attention)]:  # fmt: skip
         if name in wanted:
             try:
                 fn()
