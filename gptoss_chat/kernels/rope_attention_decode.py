@@ -230,6 +230,9 @@ def _arrival_counters(device: torch.device, buffer: int, n_kv: int) -> torch.Ten
     """The zeroed counters of the launches over one KV buffer (one layer), kept for as long as
     the process runs: a captured CUDA graph holds their address, and every call leaves them 0."""
     del buffer  # part of the key only
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        # zeros made during a capture are only zeroed when the graph replays
+        raise RuntimeError("rope_attention_decode must run once before a CUDA graph captures it")
     return torch.zeros(n_kv, dtype=torch.int32, device=device)
 
 
