@@ -264,6 +264,55 @@ def bench_attention() -> None:
                           "TFLOPs": round(flops / us / 1e6, 1)}), flush=True)  # fmt: skip
 
 
+def bench_rope_attention() -> None:
+    """A decode token's attention in a CUDA graph: rope_cache + attention_decode (three launches)
+    against rope_attention_decode (one), alone and between the qkv projection and the out
+    projection as in a layer (where PDL lets the launches overlap their neighbours)."""
+    from gptoss_chat.kernels.attention_decode import attention_decode
+    from gptoss_chat.kernels.gemv import linear_residual, norm_linear
+    from gptoss_chat.kernels.rope_attention_decode import rope_attention_decode
+    from gptoss_chat.kernels.rope_cache import rope_cache
+
+    dev = torch.device("cuda")
+    k, v = (torch.randn(131072, 8, 64, device=dev).to(torch.bfloat16) for _ in range(2))
+    ring_k, ring_v = (torch.randn(8320, 8, 64, device=dev).to(torch.bfloat16) for _ in range(2))
+    sinks = torch.randn(64, device=dev)
+    x = torch.randn(1, 2880, device=dev).to(torch.bfloat16)
+    scale = torch.rand(2880, device=dev) + 0.5
+    w_qkv = torch.randn(5120, 2880, device=dev).to(torch.bfloat16) * 0.02
+    b_qkv = torch.randn(5120, device=dev).to(torch.bfloat16)
+    w_out = torch.randn(2880, 4096, device=dev).to(torch.bfloat16) * 0.02
+    b_out = torch.randn(2880, device=dev).to(torch.bfloat16)
+    qkv = norm_linear(x, scale, 1e-5, w_qkv, b_qkv)
+    angles = torch.rand(1, 32, device=dev) * 6.28
+    cos, sin = angles.cos().to(torch.bfloat16), angles.sin().to(torch.bfloat16)
+
+    def three(qkv, kc, vc, pos, window):
+        q = rope_cache(qkv, cos, sin, kc, vc, pos, 64)
+        return attention_decode(q, kc, vc, sinks, pos, window, 0.125)
+
+    def one(qkv, kc, vc, pos, window):
+        return rope_attention_decode(qkv, cos, sin, kc, vc, sinks, pos, window, 0.125, 64)
+
+    cases = [("ctx1024", k, v, 1023, 0), ("ctx32768", k, v, 32767, 0),
+             ("window128", ring_k, ring_v, 5000, 128)]  # fmt: skip
+    for label, kc, vc, at, window in cases:
+        pos = torch.tensor(at, device=dev)
+        nbytes = min(at, window or at) * 8 * 64 * 2 * 2
+        for variant, attend in (("3_launches", three), ("fused", one)):
+            us = _graph_us(lambda attend=attend, kc=kc, vc=vc, pos=pos, w=window:
+                           attend(qkv, kc, vc, pos, w))  # fmt: skip
+            _emit("rope_attention_decode", f"{label}_{variant}", us, nbytes)
+
+            def layer(attend=attend, kc=kc, vc=vc, pos=pos, w=window):
+                h = norm_linear(x, scale, 1e-5, w_qkv, b_qkv)
+                return linear_residual(attend(h, kc, vc, pos, w), w_out, b_out, x)
+
+            us = _graph_us(layer)
+            nbytes_layer = nbytes + (5120 * 2880 + 2880 * 4096) * 2
+            _emit("qkv_attention_out", f"{label}_{variant}", us, nbytes_layer)
+
+
 def bench_prefill_moe() -> None:
     from gptoss_chat.kernels.moe_prefill import moe_grouped
     from gptoss_chat.model.ops import route
@@ -312,15 +361,18 @@ def bench_misc() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", help="comma list: moe,gemv,fused,attention,prefill_moe,misc")
+    parser.add_argument(
+        "--only", help="comma list: moe,gemv,fused,attention,prefill_moe,misc,rope_attention"
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("benchmarks/kernels.py needs a CUDA GPU", file=sys.stderr)
         return 2
-    wanted = set((args.only or "moe,gemv,fused,attention,prefill_moe,misc").split(","))
+    every = "moe,gemv,fused,attention,prefill_moe,misc,rope_attention"
+    wanted = set((args.only or every).split(","))
     for name, fn in [("moe", bench_moe), ("gemv", bench_gemv), ("fused", bench_fused),
                      ("attention", bench_attention), ("prefill_moe", bench_prefill_moe),
-                     ("misc", bench_misc)]:  # fmt: skip
+                     ("misc", bench_misc), ("rope_attention", bench_rope_attention)]:  # fmt: skip
         if name in wanted:
             try:
                 fn()

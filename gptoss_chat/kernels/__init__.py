@@ -5,8 +5,9 @@ gate-weighted combine), moe_prefill.py (grouped GEMM with fp4 decoded inside tl.
 moe.py (the `Ops.moe`, `Ops.moe_block` and `Ops.out_proj_moe_block` entries), gemv.py (bf16
 GEMV: projections with the RMSNorm or the residual add fused, the out projection with the router
 in its epilogue, unembedding), attention_decode.py (split-K, sinks, window, GQA),
-attention_prefill.py (flash-style), rope_cache.py (RoPE + KV write), rms_norm.py, dequant.py (one
-expert to bf16). Tests: tests/kernels (interpreter on CPU, full shapes on a GPU); numbers:
+attention_prefill.py (flash-style), rope_cache.py (RoPE + KV write), rope_attention_decode.py
+(RoPE, KV write and decode attention in one launch), rms_norm.py, dequant.py (one expert to
+bf16). Tests: tests/kernels (interpreter on CPU, full shapes on a GPU); numbers:
 docs/BENCHMARKS.md.
 
 `build_ops` is the hook `gptoss_chat.model.ops.select_ops` looks for: it returns the torch table
@@ -33,6 +34,7 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
     from gptoss_chat.kernels.gemv import linear, linear_residual, norm_linear, unembedding
     from gptoss_chat.kernels.moe import moe, moe_block, out_proj_moe_block
     from gptoss_chat.kernels.rms_norm import rms_norm
+    from gptoss_chat.kernels.rope_attention_decode import rope_attention_decode
     from gptoss_chat.kernels.rope_cache import rope_cache
 
     del device  # one table for every CUDA device
@@ -48,6 +50,7 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
         "linear_residual": linear_residual,
         "moe_block": moe_block,
         "out_proj_moe_block": out_proj_moe_block,
+        "rope_attention_decode": rope_attention_decode,
     }
     guarded = {name: _bf16_only(fn, getattr(base, name)) for name, fn in kernels.items()}
     return replace(base, name="triton", graph_safe_decode=True, graph_safe_prefill=True, **guarded)

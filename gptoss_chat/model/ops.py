@@ -8,8 +8,9 @@ Triton backend replaces some entries with kernels of *exactly* these signatures:
     ops = replace(TORCH_OPS, name="triton", moe=triton_moe, attention_decode=triton_decode)
 
 Four entries fuse a norm or a residual add with their neighbours (`norm_linear`,
-`linear_residual`, `moe_block`, and `out_proj_moe_block`: the last two in one) so a decode step
-needs fewer launches; their defaults compose the references and give exactly the unfused results.
+`linear_residual`, `moe_block`, and `out_proj_moe_block`: the last two in one) and one fuses a
+decode token's RoPE, KV write and attention (`rope_attention_decode`), so a decode step needs
+fewer launches; their defaults compose the references and give exactly the unfused results.
 
 `select_ops` picks the table: the kernels package plugs in by defining
 `gptoss_chat.kernels.build_ops(base: Ops, device: torch.device) -> Ops`.
@@ -201,6 +202,28 @@ class RopeCacheOp(Protocol):
         ...
 
 
+class RopeAttentionDecodeOp(Protocol):
+    def __call__(
+        self,
+        qkv: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        sinks: torch.Tensor,
+        offset: torch.Tensor,
+        sliding_window: int,
+        sm_scale: float,
+        n_heads: int,
+    ) -> torch.Tensor:
+        """One decode token's attention from the qkv projection: `rope_cache` (rotates q and k,
+        writes k, v at slot offset % S) then `attention_decode`, as one entry so a kernel can do
+        both in one launch. qkv [1, (Hq + 2 Hkv) D] bf16, cos, sin [1, D/2] bf16; the rest as in
+        `AttentionOp` (offset is `start`). Returns [1, Hq * D] bf16; the cache holds exactly
+        what `rope_cache` writes."""
+        ...
+
+
 class SampleOp(Protocol):
     def __call__(
         self,
@@ -249,6 +272,7 @@ class Ops:
     linear_residual: LinearResidualOp = lambda *args: linear_residual_torch(*args)
     moe_block: MoeBlockOp = lambda *args: moe_block_torch(*args)
     out_proj_moe_block: OutProjMoeBlockOp = lambda *args: out_proj_moe_block_torch(*args)
+    rope_attention_decode: RopeAttentionDecodeOp = lambda *args: rope_attention_decode_torch(*args)
     graph_safe_decode: bool = False
     """True when a T == 1 forward never syncs with the host, so decode can be a CUDA graph."""
     graph_safe_prefill: bool = False
@@ -400,6 +424,22 @@ def rope_cache_torch(
     k_cache.index_copy_(0, index, rotate(k))
     v_cache.index_copy_(0, index, v)
     return rotate(q)
+
+
+def rope_attention_decode_torch(
+    qkv: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    sinks: torch.Tensor,
+    offset: torch.Tensor,
+    sliding_window: int,
+    sm_scale: float,
+    n_heads: int,
+) -> torch.Tensor:
+    q = rope_cache_torch(qkv, cos, sin, k_cache, v_cache, offset, n_heads)
+    return attention_torch(q, k_cache, v_cache, sinks, offset, sliding_window, sm_scale)
 
 
 def norm_linear_torch(

@@ -172,12 +172,18 @@ class Transformer:
         qkv = self.ops.norm_linear(
             x, layer.attn_norm, c.rms_norm_eps, layer.qkv_weight, layer.qkv_bias
         )  # [T, (Hq + 2 Hkv) D]
-        q = self.ops.rope_cache(
-            qkv, cos, sin, cache.k[index], cache.v[index], cache.offset, c.num_attention_heads
-        )  # [T, Hq, D]; k, v written at offset
-        attend = self.ops.attention_decode if n_tokens == 1 else self.ops.attention_prefill
+        k_cache, v_cache = cache.k[index], cache.v[index]
         window = c.sliding_window if c.is_sliding(index) else 0
-        out = attend(
-            q, cache.k[index], cache.v[index], layer.sinks, cache.offset, window, self.sm_scale
-        )  # [T, Hq D]
+        if n_tokens == 1:  # RoPE, the KV write and attention in one entry (one launch)
+            out = self.ops.rope_attention_decode(
+                qkv, cos, sin, k_cache, v_cache, layer.sinks, cache.offset, window, self.sm_scale,
+                c.num_attention_heads,
+            )  # fmt: skip
+        else:
+            q = self.ops.rope_cache(
+                qkv, cos, sin, k_cache, v_cache, cache.offset, c.num_attention_heads
+            )  # [T, Hq, D]; k, v written at offset
+            out = self.ops.attention_prefill(
+                q, k_cache, v_cache, layer.sinks, cache.offset, window, self.sm_scale
+            )  # [T, Hq D]
         return out

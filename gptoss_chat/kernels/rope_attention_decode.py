@@ -1,0 +1,290 @@
+"""Decode attention in one launch: RoPE of q and k, the KV write, split-K attention, the combine.
+
+At T == 1 this replaces three launches per layer (`rope_cache`, then attention_decode.py's split
+partials and their combine). Program (kv head h, split s) of a (Hkv, SPLITS) grid:
+
+1. before waiting for the qkv projection (PDL), loads its first K/V tile from the cache (at
+   1k context that is all of a split's keys);
+2. reads the G = Hq/Hkv query heads of h straight from qkv and rotates them itself, rounding
+   exactly as rope_cache.py does (the same `_bf16` steps, no FMA contraction on CUDA);
+3. scores the cached keys of split s (flash-decoding, as in attention_decode.py) and keeps a
+   partial (max, sum, weighted values) for each of the G heads;
+4. SPLITS == 1 (sliding layers): merges its partial with the sink and the current token at once.
+   Otherwise it writes the partial to scratch and takes a ticket from the kv head's arrival
+   counter; the program that draws the last ticket merges the SPLITS partials in a fixed order
+   (chunks of consecutive splits, in index order, each summed by the same reduction tree: the
+   result does not depend on which program finished last), adds the sink and the current
+   token, writes the output and resets the counter for the next call. No second launch.
+
+Why this is race-free: the splits cover only the keys already in the cache, positions
+max(offset - W + 1, 0) .. offset - 1 (all of 0 .. offset - 1 for full layers). The current
+token's key and value never go through the cache inside this launch: every program that needs
+them (split 0 writes them, the merging program scores them) rotates k and reads v from qkv. The
+one slot written, offset % S, holds position offset - S, which no split reads: full layers have
+S > offset, sliding rings have S >= W (or S > offset while the context is shorter than the
+window), so offset - S < offset - W + 1. The arrival counters are persistent zeroed int32 tensors,
+one set per KV buffer (per layer), so that neighbouring launches overlapped by PDL never share
+one, and a CUDA graph replays with them zeroed. The offset and the keys of earlier positions are
+read before the PDL wait: earlier forwards wrote them, and each forward ends with plain (non-PDL)
+launches (the offset's advance); only qkv comes from the launch just before.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+import triton
+import triton.language as tl
+
+from gptoss_chat.kernels.attention_decode import decode_splits
+from gptoss_chat.kernels.common import dot as _dot
+from gptoss_chat.kernels.common import let_next_kernel_start, pdl_enabled, wait_for_previous_kernel
+from gptoss_chat.kernels.rope_cache import _bf16
+
+_BLOCK_S = 64
+_COMBINE_ELEMENTS = 8192
+"""Partial-accumulator values the merging program loads at once ([G_C, chunk, D] float32)."""
+
+
+@triton.jit
+def _rotated(row_ptr, mask, cos_ptr, sin_ptr, D: tl.constexpr):
+    """Rotated heads [R, D] bf16 from rows of qkv (`row_ptr` [R, 1] points at each head).
+
+    Element d < D/2 is first*cos - second*sin, element d >= D/2 is second*cos + first*sin, each
+    product and the sum rounded to bf16 as in rope_cache.py (and as torch does in bf16)."""
+    half: tl.constexpr = D // 2
+    d = tl.arange(0, D)[None, :]
+    x = tl.load(row_ptr + d, mask=mask, other=0.0).to(tl.float32)
+    partner = tl.load(row_ptr + (d + half) % D, mask=mask, other=0.0).to(tl.float32)
+    cos = tl.load(cos_ptr + d % half).to(tl.float32)
+    sin = tl.load(sin_ptr + d % half).to(tl.float32)
+    own = _bf16(x * cos).to(tl.float32)
+    other = _bf16(partner * sin).to(tl.float32)
+    return _bf16(tl.where(d < half, own - other, own + other))
+
+
+@triton.jit
+def _finish(acc, l_sum, m_max, sink, s_new, v_new, out_ptrs, mask):
+    """Writes (acc + p_new v_new) / (l_sum + p_sink + p_new) for partials taken relative to
+    m_max [G_PAD] (already >= sink and s_new, the current token's score)."""
+    p_new = tl.exp(s_new - m_max)
+    denom = l_sum + tl.exp(sink - m_max) + p_new
+    o = (acc + p_new[:, None] * v_new) / denom[:, None]
+    tl.store(out_ptrs, o.to(out_ptrs.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _attend_tile(q, k, v, ok, m, l_sum, acc, sm_scale, UPCAST: tl.constexpr):
+    """One [BLOCK_S] tile of keys into the running (max, sum, weighted values), as in
+    attention_decode.py; `ok` masks keys outside the split."""
+    scores = _dot(q, tl.trans(k), UPCAST) * sm_scale  # [G_PAD, BLOCK_S] float32
+    scores = tl.where(ok[None, :], scores, float("-inf"))
+    m_new = tl.maximum(m, tl.max(scores, axis=1))
+    alpha = tl.exp(m - m_new)
+    p = tl.exp(scores - m_new[:, None])
+    l_sum = l_sum * alpha + tl.sum(p, axis=1)
+    acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, UPCAST)
+    return m_new, l_sum, acc
+
+
+@triton.jit
+def _merge_splits(qkv_ptr, cos_ptr, sin_ptr, k_new, v_new, sinks_ptr, m_ptr, l_ptr, acc_ptr,
+                  out_ptr, kv_head, sm_scale, HQ: tl.constexpr, G: tl.constexpr,
+                  G_C: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr,
+                  CHUNK: tl.constexpr):  # fmt: skip
+    """The merge of one kv head's SPLITS partials, in split order, with the sink and the current
+    token. It works on G_C = next_power_of_2(G) rows rather than the 16 a tl.dot needs, so a
+    [G_C, CHUNK, D] block of partials takes half the registers at gpt-oss's G = 8 (q is rotated
+    again in that shape; the rounding is the same). ".cg" loads skip L1, which is not coherent
+    with the other SMs' stores."""
+    g = tl.arange(0, G_C)
+    g_ok = g < G
+    heads = kv_head * G + g  # [G_C]
+    d = tl.arange(0, D)
+    q = _rotated(qkv_ptr + heads[:, None] * D, g_ok[:, None], cos_ptr, sin_ptr, D)
+    s_new = tl.sum(q.to(tl.float32) * k_new.to(tl.float32), axis=1) * sm_scale  # [G_C]
+    sink = tl.load(sinks_ptr + heads, mask=g_ok, other=0.0)
+    sp = tl.arange(0, SPLITS)
+    rows = (kv_head * SPLITS + sp[None, :]) * G + g[:, None]  # [G_C, SPLITS]
+    m_all = tl.load(m_ptr + rows, mask=g_ok[:, None], other=float("-inf"), cache_modifier=".cg")
+    m_max = tl.maximum(tl.maximum(tl.max(m_all, axis=1), sink), s_new)
+    l_tot = tl.zeros([G_C], dtype=tl.float32)
+    acc_tot = tl.zeros([G_C, D], dtype=tl.float32)
+    c = tl.arange(0, CHUNK)
+    for s_first in range(0, SPLITS, CHUNK):
+        at = (kv_head * SPLITS + s_first + c[None, :]) * G + g[:, None]  # [G_C, CHUNK]
+        m_c = tl.load(m_ptr + at, mask=g_ok[:, None], other=float("-inf"), cache_modifier=".cg")
+        live = m_c > float("-inf")  # an empty split stored only its m: load nothing else
+        l_c = tl.load(l_ptr + at, mask=live, other=0.0, cache_modifier=".cg")
+        acc_c = tl.load(acc_ptr + at[:, :, None] * D + d[None, None, :], mask=live[:, :, None],
+                        other=0.0, cache_modifier=".cg")  # fmt: skip
+        w = tl.exp(m_c - m_max[:, None])  # [G_C, CHUNK], 0 for empty splits
+        l_tot += tl.sum(l_c * w, axis=1)
+        acc_tot += tl.sum(acc_c * w[:, :, None], axis=1)
+    out_ptrs = out_ptr + heads[:, None] * D + d[None, :]
+    _finish(acc_tot, l_tot, m_max, sink, s_new, v_new, out_ptrs, g_ok[:, None])
+
+
+@triton.jit
+def _rope_attention_decode_kernel(
+    qkv_ptr,  # [1, (HQ + 2 HKV) * D] bf16
+    cos_ptr,  # [1, D/2] bf16
+    sin_ptr,  # [1, D/2] bf16
+    k_ptr,  # [S, HKV, D] bf16 cache
+    v_ptr,  # [S, HKV, D] bf16 cache
+    sinks_ptr,  # [HQ] float32
+    offset_ptr,  # [] int64: position of the new token
+    m_ptr,  # [HKV, SPLITS, G] float32 scratch
+    l_ptr,  # [HKV, SPLITS, G] float32 scratch
+    acc_ptr,  # [HKV, SPLITS, G, D] float32 scratch
+    counter_ptr,  # [HKV] int32, zero between calls
+    out_ptr,  # [HQ * D] bf16
+    sm_scale,
+    S,
+    HQ: tl.constexpr,
+    HKV: tl.constexpr,
+    G: tl.constexpr,
+    G_PAD: tl.constexpr,
+    G_C: tl.constexpr,
+    D: tl.constexpr,
+    WINDOW: tl.constexpr,
+    SPLITS: tl.constexpr,
+    BLOCK_S: tl.constexpr,
+    CHUNK: tl.constexpr,
+    UPCAST: tl.constexpr,
+    PDL: tl.constexpr = False,
+):
+    kv_head = tl.program_id(0)
+    split = tl.program_id(1)
+    let_next_kernel_start(PDL)  # the out projection may start streaming its weights
+    end = tl.load(offset_ptr)  # the split keys: cached positions < offset
+    if WINDOW > 0:  # noqa: SIM108 (a constexpr branch)
+        first = tl.maximum(end + 1 - WINDOW, 0)
+    else:
+        first = end * 0
+    per_split = tl.cdiv(tl.cdiv(end - first, SPLITS), BLOCK_S) * BLOCK_S
+    lo = first + split * per_split
+    hi = tl.minimum(lo + per_split, end)
+
+    d = tl.arange(0, D)
+    offs = tl.arange(0, BLOCK_S)
+    pos = lo + offs
+    kv_offs = (pos % S).to(tl.int64)[:, None] * (HKV * D) + kv_head * D + d[None, :]
+    k_first = tl.load(k_ptr + kv_offs, mask=(pos < hi)[:, None], other=0.0)  # before the wait
+    v_first = tl.load(v_ptr + kv_offs, mask=(pos < hi)[:, None], other=0.0)
+
+    wait_for_previous_kernel(PDL)  # qkv comes from the projection launched just before
+    g = tl.arange(0, G_PAD)
+    g_ok = g < G
+    heads = kv_head * G + g  # [G_PAD]
+    q = _rotated(qkv_ptr + heads[:, None] * D, g_ok[:, None], cos_ptr, sin_ptr, D)
+    one = tl.zeros([1, 1], dtype=tl.int32)  # k as a [1, D] tile
+    k_new = _rotated(qkv_ptr + (HQ + kv_head) * D + one, one == 0, cos_ptr, sin_ptr, D)
+    v_new = tl.load(qkv_ptr + (HQ + HKV + kv_head) * D + d)  # [D] bf16
+    if split == 0:
+        slot = (end % S).to(tl.int64)
+        tl.store(k_ptr + slot * (HKV * D) + kv_head * D + d[None, :], k_new)
+        tl.store(v_ptr + slot * (HKV * D) + kv_head * D + d, v_new)
+
+    m = tl.full([G_PAD], float("-inf"), dtype=tl.float32)
+    l_sum = tl.zeros([G_PAD], dtype=tl.float32)
+    acc = tl.zeros([G_PAD, D], dtype=tl.float32)
+    if lo < hi:  # an empty split would score nothing but -inf (and exp(-inf - -inf) is NaN)
+        m, l_sum, acc = _attend_tile(q, k_first, v_first, pos < hi, m, l_sum, acc, sm_scale,
+                                     UPCAST)  # fmt: skip
+    for s0 in range(lo + BLOCK_S, hi, BLOCK_S):
+        pos = s0 + offs
+        ok = pos < hi
+        kv_offs = (pos % S).to(tl.int64)[:, None] * (HKV * D) + kv_head * D + d[None, :]
+        k = tl.load(k_ptr + kv_offs, mask=ok[:, None], other=0.0)
+        v = tl.load(v_ptr + kv_offs, mask=ok[:, None], other=0.0)
+        m, l_sum, acc = _attend_tile(q, k, v, ok, m, l_sum, acc, sm_scale, UPCAST)
+
+    v_new32 = v_new.to(tl.float32)[None, :]
+    if SPLITS == 1:
+        s_new = tl.sum(q.to(tl.float32) * k_new.to(tl.float32), axis=1) * sm_scale  # [G_PAD]
+        sink = tl.load(sinks_ptr + heads, mask=g_ok, other=0.0)
+        out_ptrs = out_ptr + heads[:, None] * D + d[None, :]
+        m_max = tl.maximum(tl.maximum(m, sink), s_new)
+        w = tl.exp(m - m_max)  # 0 when the split had no keys (m = -inf)
+        _finish(acc * w[:, None], l_sum * w, m_max, sink, s_new, v_new32, out_ptrs,
+                g_ok[:, None])  # fmt: skip
+    else:
+        part = (kv_head * SPLITS + split) * G + g  # [G_PAD]
+        tl.store(m_ptr + part, m, mask=g_ok)  # -inf marks an empty split: nothing else to store
+        live = g_ok & ((g * 0 + lo) < hi)  # (at 1k context 48 of the 64 splits are empty)
+        tl.store(l_ptr + part, l_sum, mask=live)
+        tl.store(acc_ptr + part[:, None] * D + d[None, :], acc, mask=live[:, None])
+        tl.debug_barrier()  # every thread's partial stores are issued before the ticket
+        ticket = tl.atomic_add(counter_ptr + kv_head, 1, sem="acq_rel", scope="gpu")
+        if ticket == SPLITS - 1:  # the last program of this kv head
+            _merge_splits(qkv_ptr, cos_ptr, sin_ptr, k_new, v_new32, sinks_ptr, m_ptr, l_ptr,
+                          acc_ptr, out_ptr, kv_head, sm_scale, HQ, G, G_C, D, SPLITS,
+                          CHUNK)  # fmt: skip
+            tl.atomic_xchg(counter_ptr + kv_head, 0)  # zero again for the next call / replay
+
+
+@cache
+def _arrival_counters(device: torch.device, buffer: int, n_kv: int) -> torch.Tensor:
+    """The zeroed counters of the launches over one KV buffer (one layer), kept for as long as
+    the process runs: a captured CUDA graph holds their address, and every call leaves them 0."""
+    del buffer  # part of the key only
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        # zeros made during a capture are only zeroed when the graph replays
+        raise RuntimeError("rope_attention_decode must run once before a CUDA graph captures it")
+    return torch.zeros(n_kv, dtype=torch.int32, device=device)
+
+
+def rope_attention_decode(
+    qkv: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    sinks: torch.Tensor,
+    offset: torch.Tensor,
+    sliding_window: int,
+    sm_scale: float,
+    n_heads: int,
+) -> torch.Tensor:
+    """The `Ops.rope_attention_decode` entry (T == 1); see `RopeAttentionDecodeOp` in
+    model/ops.py."""
+    n_tokens, width = qkv.shape
+    slots, n_kv, head_dim = k_cache.shape
+    if n_tokens != 1:
+        raise ValueError(f"rope_attention_decode takes one token, got {n_tokens}")
+    if width != (n_heads + 2 * n_kv) * head_dim or cos.shape != (1, head_dim // 2):
+        raise ValueError(f"rope_attention_decode: qkv {tuple(qkv.shape)} does not fit "
+                         f"{n_heads} heads over cache {tuple(k_cache.shape)}")  # fmt: skip
+    if v_cache.shape != k_cache.shape or n_heads % n_kv or head_dim & (head_dim - 1):
+        raise ValueError("rope_attention_decode needs matching caches, Hq a multiple of Hkv "
+                         "and a power-of-two head_dim")  # fmt: skip
+    tensors = (qkv, cos, sin, k_cache, v_cache, sinks)
+    if not all(t.is_contiguous() for t in tensors):
+        raise ValueError("rope_attention_decode needs contiguous tensors")
+    group = n_heads // n_kv
+    group_pad = max(16, triton.next_power_of_2(group))  # rows of the tl.dot tiles
+    group_merge = triton.next_power_of_2(group)  # rows of the merge
+    splits = decode_splits(slots, sliding_window)
+    dev = qkv.device
+    out = torch.empty(n_heads * head_dim, dtype=qkv.dtype, device=dev)
+    if splits > 1:
+        part_m = torch.empty(n_kv, splits, group, dtype=torch.float32, device=dev)
+        part_l = torch.empty(n_kv, splits, group, dtype=torch.float32, device=dev)
+        part_acc = torch.empty(n_kv, splits, group, head_dim, dtype=torch.float32, device=dev)
+        counters = _arrival_counters(dev, k_cache.data_ptr(), n_kv)
+    else:  # merged in registers: no scratch, no counter (these pointers are never used)
+        part_m = part_l = part_acc = sinks
+        counters = offset
+    chunk = max(1, min(splits, _COMBINE_ELEMENTS // (group_merge * head_dim)))
+    pdl = pdl_enabled(qkv)
+    # Without fusion Triton keeps torch's two roundings in the rotation (rope_cache.py).
+    options = {"num_warps": 4, "enable_fp_fusion": False} if qkv.is_cuda else {"num_warps": 4}
+    _rope_attention_decode_kernel[(n_kv, splits)](
+        qkv, cos, sin, k_cache, v_cache, sinks, offset, part_m, part_l, part_acc, counters, out,
+        float(sm_scale), slots, HQ=n_heads, HKV=n_kv, G=group, G_PAD=group_pad, G_C=group_merge,
+        D=head_dim, WINDOW=int(sliding_window), SPLITS=splits, BLOCK_S=_BLOCK_S, CHUNK=chunk,
+        UPCAST=not qkv.is_cuda, PDL=pdl, launch_pdl=pdl, **options,
+    )  # fmt: skip
+    return out.view(1, n_heads * head_dim)
