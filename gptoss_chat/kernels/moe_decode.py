@@ -88,7 +88,7 @@ def _mlp1_kernel(
     bias_ptr,  # [E, 2I] bf16
     aq_ptr,  # [T*k, 2I] int8: the activations, fixed point
     as_ptr,  # [T*k, I/32] float32
-    table_ptr,  # int32 [4 * TABLE_COPIES]: mxfp4_int8.decode_table
+    table_ptr,  # int32 [4]: mxfp4_int8.decode_table
     limit,
     H: tl.constexpr,
     INTER: tl.constexpr,
@@ -139,7 +139,7 @@ def _mlp2_kernel(
     scales_ptr,  # [E, H, I/32] uint8
     bias_ptr,  # [E, H] bf16
     part_ptr,  # [T*k, H] float32: gate * (W2 a + b2) per (token, slot)
-    table_ptr,  # int32 [4 * TABLE_COPIES]: mxfp4_int8.decode_table
+    table_ptr,  # int32 [4]: mxfp4_int8.decode_table
     H: tl.constexpr,
     INTER: tl.constexpr,
     BLOCK_N: tl.constexpr,

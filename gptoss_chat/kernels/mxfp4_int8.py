@@ -65,30 +65,20 @@ DECODE_TABLE = (0x03020100, 0x0C080604, 0xFDFEFF00 - 2**32, 0xF4F8FAFC - 2**32)
 """Doubled e2m1 values as int8 bytes: codes 0-3, 4-7 (0 1 2 3 4 6 8 12), then 8-15 negated."""
 
 
-TABLE_COPIES_N = 8
-TABLE_COPIES = tl.constexpr(TABLE_COPIES_N)
-"""`decode_table` holds this many copies of the four words (see `load_decode_table`)."""
-
-
 @functools.cache
 def decode_table(device: torch.device) -> torch.Tensor:
-    """`DECODE_TABLE` on `device`, TABLE_COPIES times (int32 [4 * TABLE_COPIES]). Kernels load it
-    rather than take it as constants: ptxas would re-materialise constant table words before
-    every permute. Built before any graph capture (the eager first step)."""
-    return torch.tensor(DECODE_TABLE * TABLE_COPIES_N, dtype=torch.int32, device=device)
+    """`DECODE_TABLE` on `device` (int32 [4]). Kernels load it rather than take it as constants:
+    ptxas would re-materialise constant table words before every permute (+4 instructions a
+    word); loaded ones stay in registers. Built before any graph capture (the eager first step)."""
+    return torch.tensor(DECODE_TABLE, dtype=torch.int32, device=device)
 
 
 @triton.jit
-def load_decode_table(table_ptr, BG: tl.constexpr):
-    """The four table words for a [R, 4 BG] tile of code words, each as a [1, 4 BG] tensor.
-
-    Neighbouring threads read different copies: a word every thread reads from one address is
-    uniform, ptxas keeps it in a uniform register and copies it into an ordinary one before
-    each permute that uses it (26 of mlp1's 239 loop instructions). A thread's four words of
-    one group read one copy, so each thread still holds four table registers."""
-    # the copy depends on the word's place in the tile only: the same every step (hoisted)
-    at = table_ptr + 4 * ((tl.arange(0, 4 * BG) // 4) % TABLE_COPIES)[None, :]
-    return tl.load(at), tl.load(at + 1), tl.load(at + 2), tl.load(at + 3)
+def load_decode_table(table_ptr, shape):
+    """The four table words, each as a tensor of `shape` (one register per thread)."""
+    zero = tl.zeros(shape, dtype=tl.int32)
+    return (zero + tl.load(table_ptr), zero + tl.load(table_ptr + 1),
+            zero + tl.load(table_ptr + 2), zero + tl.load(table_ptr + 3))  # fmt: skip
 
 
 @triton.jit
@@ -129,7 +119,7 @@ def mxfp4_fixed_row_dot(
     row_mask,  # [R] bool
     xq_ptr,  # int32 [K / 2]: x in fixed point, interleaved per code word (`fixed_x_offsets`)
     xs_ptr,  # float32 [K / XG]: the step of each group of XG activations (32 or 16)
-    table_ptr,  # int32 [4 * TABLE_COPIES]: `decode_table` (read only by the GPU path)
+    table_ptr,  # int32 [4]: `decode_table` (read only by the GPU path)
     K: tl.constexpr,
     R: tl.constexpr,
     BLOCK_G: tl.constexpr,
@@ -201,7 +191,7 @@ def _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K: tl.c
         hi, lo = tl.split(tl.reshape(x4, [4 * BG, 2, 2]).permute(0, 2, 1))
         hi_a, hi_b = tl.split(hi)
         lo_a, lo_b = tl.split(lo)
-        pos_lo, pos_hi, neg_lo, neg_hi = load_decode_table(table_ptr, BG)
+        pos_lo, pos_hi, neg_lo, neg_hi = load_decode_table(table_ptr, [R, 4 * BG])
         sums = fp4_word_dot_asm(packed, hi_a[None, :], hi_b[None, :], lo_a[None, :], lo_b[None, :],
                                 pos_lo, pos_hi, neg_lo, neg_hi)  # fmt: skip
     else:
