@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import torch
@@ -233,8 +234,12 @@ def _bench_out_router(n_experts: int, copies: int) -> None:
         "unfused": block_unfused,
     }
     nbytes += 4 * 3 * hidden * 2880 // 2  # four experts' fp4 codes
-    for variant, body in variants.items():
-        _emit("out_proj_moe_block_20b", variant, _graph_us(rotating(body)), nbytes)
+    os.environ["GPTOSS_ROUTER_EPILOGUE"] = "1"  # opt-in in the engine (kernels/moe.py)
+    try:
+        for variant, body in variants.items():
+            _emit("out_proj_moe_block_20b", variant, _graph_us(rotating(body)), nbytes)
+    finally:
+        del os.environ["GPTOSS_ROUTER_EPILOGUE"]
 
 
 def bench_attention() -> None:

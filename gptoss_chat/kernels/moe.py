@@ -77,6 +77,11 @@ def moe_block(
     )  # fmt: skip
 
 
+def router_epilogue_enabled() -> bool:
+    """GPTOSS_ROUTER_EPILOGUE=1: the router rides in the out projection's last programs."""
+    return os.environ.get("GPTOSS_ROUTER_EPILOGUE") == "1"
+
+
 def out_proj_moe_block(
     attn: torch.Tensor,
     out_weight: torch.Tensor,
@@ -91,9 +96,11 @@ def out_proj_moe_block(
     """The `Ops.out_proj_moe_block` entry: moe_block(linear_residual(attn, W_o, b_o, x)). One
     token: the out-projection GEMV also normalises its output and computes the router logits
     and the experts' fixed-point input in its last programs (`gemv.linear_residual_route`),
-    which saves the router's launch; then the expert kernels. More tokens (or
-    GPTOSS_ROUTER_EPILOGUE=0, to measure without it): composed."""
-    if attn.shape[0] != 1 or x.shape[1] % 32 or os.environ.get("GPTOSS_ROUTER_EPILOGUE") == "0":
+    which saves the router's launch; then the expert kernels. Only with GPTOSS_ROUTER_EPILOGUE=1:
+    on an H100 it was slower than the separate router launch, which PDL already overlaps with
+    the out projection (518 against 498 tok/s at 20b, 356 against 350 at 120b; 2026-11-22,
+    docs/BENCHMARKS.md). More tokens, or by default: composed."""
+    if attn.shape[0] != 1 or x.shape[1] % 32 or not router_epilogue_enabled():
         mid = linear_residual(attn, out_weight, out_bias, x)
         return moe_block(mid, norm_scale, eps, weights, experts_per_token, swiglu_limit)
     mid, normed, logits, fixed = linear_residual_route(

@@ -47,7 +47,10 @@ def _steps(path: Path, device: torch.device, ops: Ops | None) -> list[torch.Tens
     return [step.float().cpu() for step in logits]
 
 
-def test_triton_decode_with_fused_router_equals_separate_entries(micro_checkpoint: Path) -> None:
+def test_triton_decode_with_fused_router_equals_separate_entries(
+    micro_checkpoint: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("GPTOSS_ROUTER_EPILOGUE", "1")  # opt-in (kernels/moe.py says why)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     triton_ops = build_ops(TORCH_OPS, device)
     fused = _steps(micro_checkpoint, device, triton_ops)
