@@ -31,6 +31,15 @@ _BLOCK_S = 64
 
 
 @triton.jit
+def split_range(first, end, split, SPLITS: tl.constexpr, BLOCK_S: tl.constexpr):
+    """Keys [lo, hi) of `split` when positions first .. end-1 are cut into SPLITS ranges of
+    whole BLOCK_S tiles (the last ranges may be empty)."""
+    per_split = tl.cdiv(tl.cdiv(end - first, SPLITS), BLOCK_S) * BLOCK_S
+    lo = first + split * per_split
+    return lo, tl.minimum(lo + per_split, end)
+
+
+@triton.jit
 def _decode_partial_kernel(
     q_ptr,  # [Hq, D] bf16
     k_ptr,  # [S, Hkv, D] bf16
@@ -60,9 +69,7 @@ def _decode_partial_kernel(
         first = tl.maximum(end - WINDOW, 0)
     else:
         first = end * 0
-    per_split = tl.cdiv(tl.cdiv(end - first, SPLITS), BLOCK_S) * BLOCK_S
-    lo = first + split * per_split
-    hi = tl.minimum(lo + per_split, end)
+    lo, hi = split_range(first, end, split, SPLITS, BLOCK_S)
 
     g = tl.arange(0, G_PAD)
     d = tl.arange(0, D)

@@ -37,7 +37,7 @@ import torch
 import triton
 import triton.language as tl
 
-from gptoss_chat.kernels.attention_decode import decode_splits
+from gptoss_chat.kernels.attention_decode import decode_splits, split_range
 from gptoss_chat.kernels.common import dot as _dot
 from gptoss_chat.kernels.common import let_next_kernel_start, pdl_enabled, wait_for_previous_kernel
 from gptoss_chat.kernels.rope_cache import _bf16
@@ -163,9 +163,7 @@ def _rope_attention_decode_kernel(
         first = tl.maximum(end + 1 - WINDOW, 0)
     else:
         first = end * 0
-    per_split = tl.cdiv(tl.cdiv(end - first, SPLITS), BLOCK_S) * BLOCK_S
-    lo = first + split * per_split
-    hi = tl.minimum(lo + per_split, end)
+    lo, hi = split_range(first, end, split, SPLITS, BLOCK_S)
 
     d = tl.arange(0, D)
     offs = tl.arange(0, BLOCK_S)
