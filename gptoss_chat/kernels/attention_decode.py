@@ -31,6 +31,20 @@ _BLOCK_S = 64
 
 
 @triton.jit
+def attend_tile(q, k, v, ok, m, l_sum, acc, sm_scale, UPCAST: tl.constexpr):
+    """One [BLOCK_S] tile of keys k, values v into the running (max m, sum l_sum, weighted
+    values acc) of the G_PAD query rows q; `ok` masks keys outside the split."""
+    scores = _dot(q, tl.trans(k), UPCAST) * sm_scale  # [G_PAD, BLOCK_S] float32
+    scores = tl.where(ok[None, :], scores, float("-inf"))
+    m_new = tl.maximum(m, tl.max(scores, axis=1))
+    alpha = tl.exp(m - m_new)
+    p = tl.exp(scores - m_new[:, None])
+    l_sum = l_sum * alpha + tl.sum(p, axis=1)
+    acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, UPCAST)
+    return m_new, l_sum, acc
+
+
+@triton.jit
 def split_range(first, end, split, SPLITS: tl.constexpr, BLOCK_S: tl.constexpr):
     """Keys [lo, hi) of `split` when positions first .. end-1 are cut into SPLITS ranges of
     whole BLOCK_S tiles (the last ranges may be empty)."""
@@ -85,15 +99,8 @@ def _decode_partial_kernel(
         slot = (pos % S).to(tl.int64)
         kv_offs = slot[:, None] * (HKV * D) + kv_head * D + d[None, :]  # [BLOCK_S, D]
         k = tl.load(k_ptr + kv_offs, mask=ok[:, None], other=0.0)
-        scores = _dot(q, tl.trans(k), UPCAST) * sm_scale  # [G_PAD, BLOCK_S] float32
-        scores = tl.where(ok[None, :], scores, float("-inf"))
-        m_new = tl.maximum(m, tl.max(scores, axis=1))
-        alpha = tl.exp(m - m_new)
-        p = tl.exp(scores - m_new[:, None])
-        l_sum = l_sum * alpha + tl.sum(p, axis=1)
         v = tl.load(v_ptr + kv_offs, mask=ok[:, None], other=0.0)
-        acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, UPCAST)
-        m = m_new
+        m, l_sum, acc = attend_tile(q, k, v, ok, m, l_sum, acc, sm_scale, UPCAST)
     out = heads * SPLITS + split
     tl.store(m_ptr + out, m, mask=g < G)
     tl.store(l_ptr + out, l_sum, mask=g < G)

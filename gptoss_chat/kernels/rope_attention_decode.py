@@ -37,8 +37,7 @@ import torch
 import triton
 import triton.language as tl
 
-from gptoss_chat.kernels.attention_decode import decode_splits, split_range
-from gptoss_chat.kernels.common import dot as _dot
+from gptoss_chat.kernels.attention_decode import attend_tile, decode_splits, split_range
 from gptoss_chat.kernels.common import let_next_kernel_start, pdl_enabled, wait_for_previous_kernel
 from gptoss_chat.kernels.rope_cache import _bf16
 
@@ -72,20 +71,6 @@ def _finish(acc, l_sum, m_max, sink, s_new, v_new, out_ptrs, mask):
     denom = l_sum + tl.exp(sink - m_max) + p_new
     o = (acc + p_new[:, None] * v_new) / denom[:, None]
     tl.store(out_ptrs, o.to(out_ptrs.dtype.element_ty), mask=mask)
-
-
-@triton.jit
-def _attend_tile(q, k, v, ok, m, l_sum, acc, sm_scale, UPCAST: tl.constexpr):
-    """One [BLOCK_S] tile of keys into the running (max, sum, weighted values), as in
-    attention_decode.py; `ok` masks keys outside the split."""
-    scores = _dot(q, tl.trans(k), UPCAST) * sm_scale  # [G_PAD, BLOCK_S] float32
-    scores = tl.where(ok[None, :], scores, float("-inf"))
-    m_new = tl.maximum(m, tl.max(scores, axis=1))
-    alpha = tl.exp(m - m_new)
-    p = tl.exp(scores - m_new[:, None])
-    l_sum = l_sum * alpha + tl.sum(p, axis=1)
-    acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, UPCAST)
-    return m_new, l_sum, acc
 
 
 @triton.jit
@@ -189,7 +174,7 @@ def _rope_attention_decode_kernel(
     l_sum = tl.zeros([G_PAD], dtype=tl.float32)
     acc = tl.zeros([G_PAD, D], dtype=tl.float32)
     if lo < hi:  # an empty split would score nothing but -inf (and exp(-inf - -inf) is NaN)
-        m, l_sum, acc = _attend_tile(q, k_first, v_first, pos < hi, m, l_sum, acc, sm_scale,
+        m, l_sum, acc = attend_tile(q, k_first, v_first, pos < hi, m, l_sum, acc, sm_scale,
                                      UPCAST)  # fmt: skip
     for s0 in range(lo + BLOCK_S, hi, BLOCK_S):
         pos = s0 + offs
@@ -197,7 +182,7 @@ def _rope_attention_decode_kernel(
         kv_offs = (pos % S).to(tl.int64)[:, None] * (HKV * D) + kv_head * D + d[None, :]
         k = tl.load(k_ptr + kv_offs, mask=ok[:, None], other=0.0)
         v = tl.load(v_ptr + kv_offs, mask=ok[:, None], other=0.0)
-        m, l_sum, acc = _attend_tile(q, k, v, ok, m, l_sum, acc, sm_scale, UPCAST)
+        m, l_sum, acc = attend_tile(q, k, v, ok, m, l_sum, acc, sm_scale, UPCAST)
 
     v_new32 = v_new.to(tl.float32)[None, :]
     if SPLITS == 1:
