@@ -87,6 +87,18 @@ def bench_gemv(copies: int = 3) -> None:
         _emit(f"gemv_{label}", "cublas", _bench(cublas_run), nbytes)
 
 
+def _rotating(body, copies: int):
+    """A no-argument launch that calls body(i) with i cycling over the weight copies, so each
+    timed launch reads weights no earlier launch left in L2."""
+    state = {"i": 0}
+
+    def run():
+        state["i"] += 1
+        body(state["i"] % copies)
+
+    return run
+
+
 def _graph_us(fn) -> float:
     """Median microseconds per call, replayed from a CUDA graph as in the decode step (eager
     timing of a few-microsecond kernel measures Python's launch overhead instead)."""
@@ -110,15 +122,6 @@ def bench_fused(copies: int = 3) -> None:
         return [(torch.randn(n, k, device=dev).to(torch.bfloat16) * 0.02,
                  torch.randn(n, device=dev).to(torch.bfloat16)) for _ in range(copies)]  # fmt: skip
 
-    def rotating(body):
-        state = {"i": 0}
-
-        def run():
-            state["i"] += 1
-            body(state["i"] % copies)
-
-        return run
-
     qkv = weights(5120, 2880)
     variants = {
         "fused": lambda i: norm_linear(x, scale, eps, *qkv[i]),
@@ -126,7 +129,7 @@ def bench_fused(copies: int = 3) -> None:
         "cublas": lambda i: F.linear(rms_norm(x, scale, eps), *qkv[i]),
     }
     for variant, body in variants.items():
-        _emit("norm_qkv_5120x2880", variant, _graph_us(rotating(body)), 5120 * 2880 * 2)
+        _emit("norm_qkv_5120x2880", variant, _graph_us(_rotating(body, copies)), 5120 * 2880 * 2)
     out = weights(2880, 4096)
     attn = torch.randn(1, 4096, device=dev).to(torch.bfloat16)
     variants = {
@@ -135,7 +138,9 @@ def bench_fused(copies: int = 3) -> None:
         "cublas": lambda i: x + F.linear(attn, *out[i]),
     }
     for variant, body in variants.items():
-        _emit("out_residual_2880x4096", variant, _graph_us(rotating(body)), 2880 * 4096 * 2)
+        _emit(
+            "out_residual_2880x4096", variant, _graph_us(_rotating(body, copies)), 2880 * 4096 * 2
+        )
     gate = weights(32, 2880)
     variants = {
         "fused": lambda i: norm_router_logits(x, scale, eps, *gate[i]),
@@ -150,7 +155,7 @@ def bench_fused(copies: int = 3) -> None:
             x, scale, eps, *gate[i], blocks=blocks
         )
     for variant, body in variants.items():
-        _emit("norm_router_32x2880", variant, _graph_us(rotating(body)), 32 * 2880 * 2)
+        _emit("norm_router_32x2880", variant, _graph_us(_rotating(body, copies)), 32 * 2880 * 2)
     for n_experts in (32, 128):
         _bench_out_router(n_experts, copies)
     from gptoss_chat.kernels import gemv as gemv_module
@@ -211,18 +216,9 @@ def _bench_out_router(n_experts: int, copies: int) -> None:
     print(json.dumps({"kernel": kernel, "check": "graph_bit_equal", "ok": bool(same),
                       "counters_zero": zeroed}), flush=True)  # fmt: skip
 
-    def rotating(body):
-        state = {"i": 0}
-
-        def run():
-            state["i"] += 1
-            body(state["i"] % copies)
-
-        return run
-
     nbytes = (hidden * 4096 + n_experts * hidden) * 2
     for variant, body in {"fused": fused, "unfused": two_launches}.items():
-        _emit(kernel, variant, _graph_us(rotating(body)), nbytes)
+        _emit(kernel, variant, _graph_us(_rotating(body, copies)), nbytes)
     if n_experts != 32:
         return
 
@@ -237,7 +233,7 @@ def _bench_out_router(n_experts: int, copies: int) -> None:
     os.environ["GPTOSS_ROUTER_EPILOGUE"] = "1"  # opt-in in the engine (kernels/moe.py)
     try:
         for variant, body in variants.items():
-            _emit("out_proj_moe_block_20b", variant, _graph_us(rotating(body)), nbytes)
+            _emit("out_proj_moe_block_20b", variant, _graph_us(_rotating(body, copies)), nbytes)
     finally:
         del os.environ["GPTOSS_ROUTER_EPILOGUE"]
 
