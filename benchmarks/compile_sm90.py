@@ -36,8 +36,10 @@ POINTERS = {"qkv_ptr": "*bf16", "cos_ptr": "*bf16", "sin_ptr": "*bf16", "k_ptr":
 def compile_case(slots: int, window: int) -> dict:
     fn = fused._rope_attention_decode_kernel
     splits = decode_splits(slots, window)
+    one_tile = splits == 1 and fused._BLOCK_S < window <= fused._WINDOW_TILE  # as the launcher
+    block_s, warps = (triton.next_power_of_2(window), 8) if one_tile else (fused._BLOCK_S, 4)
     constexprs = {"HQ": 64, "HKV": 8, "G": 8, "G_PAD": 16, "G_C": 8, "D": 64, "WINDOW": window,
-                  "SPLITS": splits, "BLOCK_S": fused._BLOCK_S,
+                  "SPLITS": splits, "BLOCK_S": block_s,
                   "CHUNK": max(1, min(splits, fused._COMBINE_ELEMENTS // (8 * 64))),
                   "UPCAST": False, "PDL": True}  # fmt: skip
     signature = {name: POINTERS.get(name, "constexpr") for name in fn.arg_names}
@@ -45,7 +47,7 @@ def compile_case(slots: int, window: int) -> dict:
              if kind.startswith("*")}  # fmt: skip
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
     compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
-                              options={"num_warps": 4, "enable_fp_fusion": False})  # fmt: skip
+                              options={"num_warps": warps, "enable_fp_fusion": False})  # fmt: skip
     cuobjdump = Path(triton.__file__).parent / "backends/nvidia/bin/cuobjdump"
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(compiled.asm["cubin"])

@@ -54,6 +54,13 @@ def split_range(first, end, split, SPLITS: tl.constexpr, BLOCK_S: tl.constexpr):
 
 
 @triton.jit
+def live_splits(first, end, SPLITS: tl.constexpr, BLOCK_S: tl.constexpr):
+    """How many of `split_range`'s ranges hold keys (at least 1: split 0 always takes part)."""
+    per_split = tl.cdiv(tl.cdiv(end - first, SPLITS), BLOCK_S) * BLOCK_S
+    return tl.maximum(tl.cdiv(end - first, tl.maximum(per_split, BLOCK_S)), 1)
+
+
+@triton.jit
 def _decode_partial_kernel(
     q_ptr,  # [Hq, D] bf16
     k_ptr,  # [S, Hkv, D] bf16

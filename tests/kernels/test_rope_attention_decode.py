@@ -76,6 +76,8 @@ def _check(device, offset, slots, window, n_heads, n_kv, head_dim=16) -> None:
         (63, 64, 0, 2, 2),  # the buffer's last slot; one query head per kv head
         (90, 40, 8, 4, 2),  # sliding ring, wrapped around
         (5, 40, 8, 8, 1),  # sliding, window not yet full; 8 query heads share one kv head
+        (300, 200, 128, 4, 2),  # gpt-oss's window, wrapped: its 127 keys as one 128-key tile
+        (60, 200, 100, 4, 2),  # a 100-key window, not yet full: one 128-key tile, masked
     ],
 )
 def test_one_split(device, offset, slots, window, n_heads, n_kv) -> None:
