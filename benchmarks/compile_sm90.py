@@ -47,7 +47,8 @@ def compile_case(slots: int, window: int) -> dict:
              if kind.startswith("*")}  # fmt: skip
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
     compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
-                              options={"num_warps": warps, "enable_fp_fusion": False})  # fmt: skip
+                              options={"num_warps": warps, "num_stages": fused._STAGES,
+                                       "enable_fp_fusion": False})  # fmt: skip
     cuobjdump = Path(triton.__file__).parent / "backends/nvidia/bin/cuobjdump"
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(compiled.asm["cubin"])
