@@ -23,7 +23,7 @@ from gptoss_chat.kernels.common import (
     pdl_small_kernels,
     wait_for_previous_kernel,
 )
-from gptoss_chat.kernels.mxfp4_int8 import store_fixed
+from gptoss_chat.kernels.mxfp4_int8 import fixed_x_offsets, quantize_fixed
 from gptoss_chat.model.ops import route as route_ref  # noqa: F401  (the reference, re-exported)
 
 
@@ -110,11 +110,14 @@ def _router_logits_kernel(
     QUANT: tl.constexpr = False,
     PDL: tl.constexpr = False,
     WAIT: tl.constexpr = False,
+    GROUPS_PER: tl.constexpr = 1,
+    GROUPS_PAD: tl.constexpr = 1,
 ):
     """ROWS router logits of one token per program: E / ROWS programs share the 184 KB matrix,
     so it streams at many SMs' bandwidth instead of one's. With NORM the logits are those of
     rms_norm(x): every program finds the row's rms itself (as in gemv.py) and the first one
-    also writes the normed row for the experts, which saves the norm's launch."""
+    also writes the normed row for the experts, which saves the norm's launch. QUANT (with
+    NORM only) spreads that row, in fixed point too, over all the programs."""
     wait_for_previous_kernel(WAIT)  # launched with PDL: x comes from the out projection
     let_next_kernel_start(PDL)  # mlp1's programs may come up (they wait for our logits)
     token = tl.program_id(0)
@@ -125,7 +128,9 @@ def _router_logits_kernel(
         all_h = tl.arange(0, H_PAD)
         row = tl.load(x_ptr + token * H + all_h, mask=all_h < H, other=0.0).to(tl.float32)
         inv_rms = tl.rsqrt(tl.sum(row * row, axis=0) / H + eps)
-        writer = (cols * 0 + tl.program_id(1)) == 0  # [BLOCK_H]: the first program writes
+        # [BLOCK_H]: the first program writes the normed row (with QUANT every program writes
+        # its own groups of it, below)
+        writer = (cols * 0 + tl.program_id(1)) == 0
     acc = tl.zeros([ROWS, BLOCK_H], dtype=tl.float32)
     for h0 in range(0, H, BLOCK_H):
         hs = h0 + cols
@@ -136,18 +141,27 @@ def _router_logits_kernel(
         if NORM:
             scale = tl.load(norm_ptr + hs, mask=h_ok, other=0.0)
             x = (x.to(tl.float32) * inv_rms * scale).to(x_ptr.dtype.element_ty)
-            tl.store(normed_ptr + token * H + hs, x, mask=h_ok & writer)
+            if not QUANT:
+                tl.store(normed_ptr + token * H + hs, x, mask=h_ok & writer)
         acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     logits = tl.sum(acc, axis=1) + tl.load(b_ptr + experts, mask=e_ok, other=0.0).to(tl.float32)
     tl.store(logits_ptr + token * E + experts, logits.to(tl.bfloat16).to(tl.float32), mask=e_ok)
-    # The first program also quantises the normed row (moe_decode's input format); a
-    # compile-time and a run-time condition, so two ifs.
-    if QUANT:  # noqa: SIM102
-        if tl.program_id(1) == 0:
-            scale_all = tl.load(norm_ptr + all_h, mask=all_h < H, other=0.0)
-            normed = (row * inv_rms * scale_all).to(x_ptr.dtype.element_ty).to(tl.float32)
-            store_fixed(tl.reshape(normed, [H_PAD // 32, 32]), xq_ptr + token * 2 * H,
-                        xs_ptr + token * (H // 32), H_PAD // 32, H)  # fmt: skip
+    # Each program also writes and quantises GROUPS_PER groups of 32 of the normed row (moe_
+    # decode's input format): spread over the programs, so no one of them holds up the experts.
+    if QUANT:
+        own = tl.arange(0, GROUPS_PAD)
+        groups = tl.program_id(1) * GROUPS_PER + own
+        g_ok = (groups < H // 32) & (own < GROUPS_PER)
+        at = groups[:, None] * 32 + tl.arange(0, 32)[None, :]  # [G, 32]
+        part = tl.load(x_ptr + token * H + at, mask=g_ok[:, None], other=0.0).to(tl.float32)
+        scale_part = tl.load(norm_ptr + at, mask=g_ok[:, None], other=0.0)
+        normed = (part * inv_rms * scale_part).to(x_ptr.dtype.element_ty)
+        tl.store(normed_ptr + token * H + at, normed, mask=g_ok[:, None])
+        hi, lo, step = quantize_fixed(normed.to(tl.float32), g_ok)
+        fixed_at = xq_ptr + token * 2 * H + fixed_x_offsets(at)
+        tl.store(fixed_at, hi, mask=g_ok[:, None])
+        tl.store(fixed_at + 8, lo, mask=g_ok[:, None])
+        tl.store(xs_ptr + token * (H // 32) + groups, step, mask=g_ok)
 
 
 @triton.jit
@@ -228,12 +242,14 @@ def _launch_logits(
         rows, warps = triton.next_power_of_2(n_experts), 1
         block_h = min(256, triton.next_power_of_2(hidden))
     rows, block_h, warps = blocks or (rows, block_h, warps)
+    groups_per = triton.cdiv(hidden // 32, triton.cdiv(n_experts, rows))  # of the fixed-point row
     _router_logits_kernel[(n_tokens, triton.cdiv(n_experts, rows))](
         x, gate_weight, gate_bias, logits, norm_scale, normed if normed is not None else x,
         float(eps), H=hidden, E=n_experts, ROWS=rows, BLOCK_H=block_h, NORM=norm is not None,
         H_PAD=triton.next_power_of_2(hidden), num_warps=warps,
         xq_ptr=quantized[0] if quantized else None, xs_ptr=quantized[1] if quantized else None,
         QUANT=quantized is not None, PDL=pdl_enabled(x), WAIT=pdl_small_kernels(x),
-        launch_pdl=pdl_small_kernels(x),
+        launch_pdl=pdl_small_kernels(x), GROUPS_PER=groups_per,
+        GROUPS_PAD=triton.next_power_of_2(groups_per),
     )  # fmt: skip
     return logits

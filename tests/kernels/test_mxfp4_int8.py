@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import triton
 import triton.language as tl
@@ -79,9 +80,13 @@ def test_fixed_offsets_interleave_hi_words_per_code_word(device: torch.device) -
     assert offsets[8:16] == list(range(16, 24))
 
 
+@pytest.mark.parametrize("blocks", [None, (1, 32, 1), (4, 32, 1)])
 def test_norm_router_writes_the_same_fixed_point_as_the_quantising_launch(
-    device: torch.device,
+    device: torch.device, blocks: tuple[int, int, int] | None
 ) -> None:
+    """Whichever program writes which groups of the row (blocks: experts a program, as on a
+    GPU; (1, 32, 1) leaves 5 of 8 programs without a group, (4, 32, 1) gives the second of two
+    programs a partial share), the row in fixed point is the quantising launch's."""
     from gptoss_chat.kernels.moe_decode import _quantize_kernel
     from gptoss_chat.kernels.router import norm_router_logits
     from tests.kernels.helpers import random_experts
@@ -92,7 +97,10 @@ def test_norm_router_writes_the_same_fixed_point_as_the_quantising_launch(
     scale = (1 + 0.1 * torch.randn(96, generator=g)).to(device)
     fixed = (torch.zeros(2, 192, dtype=torch.int8, device=device),
              torch.zeros(2, 3, dtype=torch.float32, device=device))  # fmt: skip
-    normed, _ = norm_router_logits(x, scale, 1e-5, w.gate_weight, w.gate_bias, quantized=fixed)
+    normed, _ = norm_router_logits(
+        x, scale, 1e-5, w.gate_weight, w.gate_bias, quantized=fixed, blocks=blocks
+    )
+    assert torch.equal(normed, norm_router_logits(x, scale, 1e-5, w.gate_weight, w.gate_bias)[0])
     xq = torch.empty_like(fixed[0])
     xs = torch.empty_like(fixed[1])
     _quantize_kernel[(2,)](normed, xq, xs, K=96, G_PAD=4, num_warps=4)
