@@ -118,12 +118,18 @@ def _router_logits_kernel(
     rms_norm(x): every program finds the row's rms itself (as in gemv.py) and the first one
     also writes the normed row for the experts, which saves the norm's launch. QUANT (with
     NORM only) spreads that row, in fixed point too, over all the programs."""
-    wait_for_previous_kernel(WAIT)  # launched with PDL: x comes from the out projection
-    let_next_kernel_start(PDL)  # mlp1's programs may come up (they wait for our logits)
     token = tl.program_id(0)
     experts = tl.program_id(1) * ROWS + tl.arange(0, ROWS)
     e_ok = experts < E
     cols = tl.arange(0, BLOCK_H)
+    # The first step's weights (and norm scales) are requested before the PDL wait: no launch
+    # of the step writes them, and at decode the whole row is that one step.
+    w_first = tl.load(w_ptr + experts[:, None] * H + cols[None, :],
+                      mask=e_ok[:, None] & (cols < H)[None, :], other=0.0)  # fmt: skip
+    if NORM:
+        scale_first = tl.load(norm_ptr + cols, mask=cols < H, other=0.0)
+    wait_for_previous_kernel(WAIT)  # launched with PDL: x comes from the out projection
+    let_next_kernel_start(PDL)  # mlp1's programs may come up (they wait for our logits)
     if NORM:  # the same single float32 sum over the padded row as rms_norm.py
         all_h = tl.arange(0, H_PAD)
         row = tl.load(x_ptr + token * H + all_h, mask=all_h < H, other=0.0).to(tl.float32)
@@ -131,8 +137,13 @@ def _router_logits_kernel(
         # [BLOCK_H]: the first program writes the normed row (with QUANT every program writes
         # its own groups of it, below)
         writer = (cols * 0 + tl.program_id(1)) == 0
-    acc = tl.zeros([ROWS, BLOCK_H], dtype=tl.float32)
-    for h0 in range(0, H, BLOCK_H):
+    x = tl.load(x_ptr + token * H + cols, mask=cols < H, other=0.0)
+    if NORM:
+        x = (x.to(tl.float32) * inv_rms * scale_first).to(x_ptr.dtype.element_ty)
+        if not QUANT:
+            tl.store(normed_ptr + token * H + cols, x, mask=(cols < H) & writer)
+    acc = w_first.to(tl.float32) * x.to(tl.float32)[None, :]
+    for h0 in range(BLOCK_H, H, BLOCK_H):
         hs = h0 + cols
         h_ok = hs < H
         w = tl.load(w_ptr + experts[:, None] * H + hs[None, :], mask=e_ok[:, None] & h_ok[None, :],
