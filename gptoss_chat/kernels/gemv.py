@@ -46,19 +46,25 @@ def _weight_tile(w_rows, ks, K: tl.constexpr, BLOCK_K: tl.constexpr):
 
 
 @triton.jit
-def _x_tile(x_row, norm_ptr, ks, inv_rms, K: tl.constexpr, BLOCK_K: tl.constexpr,
-            NORM: tl.constexpr):  # fmt: skip
-    """[BLOCK_K] of the activation row, normed and rounded to its dtype like rms_norm.py when
-    NORM."""
+def _scale_tile(norm_ptr, ks, K: tl.constexpr, BLOCK_K: tl.constexpr):
+    """[BLOCK_K] of the RMSNorm scale at columns ks."""
     if K % BLOCK_K == 0:
+        return tl.load(norm_ptr + ks)
+    else:
+        return tl.load(norm_ptr + ks, mask=ks < K, other=0.0)
+
+
+@triton.jit
+def _x_tile(x_row, scale, ks, inv_rms, K: tl.constexpr, BLOCK_K: tl.constexpr,
+            NORM: tl.constexpr):  # fmt: skip
+    """[BLOCK_K] of the activation row, normed by `scale` (`_scale_tile`) and rounded to its
+    dtype like rms_norm.py when NORM."""
+    if K % BLOCK_K == 0:  # noqa: SIM108 (a constexpr branch)
         x = tl.load(x_row + ks)
-        if NORM:
-            x = (x.to(tl.float32) * inv_rms * tl.load(norm_ptr + ks)).to(x_row.dtype.element_ty)
     else:
         x = tl.load(x_row + ks, mask=ks < K, other=0.0)
-        if NORM:
-            scale = tl.load(norm_ptr + ks, mask=ks < K, other=0.0)
-            x = (x.to(tl.float32) * inv_rms * scale).to(x_row.dtype.element_ty)
+    if NORM:
+        x = (x.to(tl.float32) * inv_rms * scale).to(x_row.dtype.element_ty)
     return x
 
 
@@ -108,26 +114,36 @@ def _gemv_kernel(
     # (its x, and with PDL the wait for it), so the weight stream starts at once; starting from
     # zero, the sums are still the plain loop's.
     w = _weight_tile(w_rows, cols, K, BLOCK_K)
-    wait_for_previous_kernel(PDL)
+    # So are the rest of what no launch of the step writes (the first norm scales, the bias):
+    # requested after the wait, each would add a memory round trip to this program's path.
+    scale = 1.0
     inv_rms = 1.0
+    if NORM:
+        scale = _scale_tile(norm_ptr, cols, K, BLOCK_K)
+    if HAS_BIAS:
+        bias = tl.load(b_ptr + rows_safe).to(tl.float32)
+    wait_for_previous_kernel(PDL)
+    if RESIDUAL:  # requested now, so it arrives while the weights stream
+        residual = tl.load(res_ptr + token * N + rows_safe).to(tl.float32)
     if NORM:
         # Every program finds the row's 1/rms itself (K values from L2) instead of waiting for a
         # norm launch: the same single float32 sum over the padded row as rms_norm.py.
         all_k = tl.arange(0, K_PAD)
         row = tl.load(x_row + all_k, mask=all_k < K, other=0.0).to(tl.float32)
         inv_rms = tl.rsqrt(tl.sum(row * row, axis=0) / K + eps)
-    x = _x_tile(x_row, norm_ptr, cols, inv_rms, K, BLOCK_K, NORM)
+    x = _x_tile(x_row, scale, cols, inv_rms, K, BLOCK_K, NORM)
     acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     for k0 in range(BLOCK_K, K, BLOCK_K):
         ks = k0 + cols
         w = _weight_tile(w_rows, ks, K, BLOCK_K)
-        x = _x_tile(x_row, norm_ptr, ks, inv_rms, K, BLOCK_K, NORM)
+        if NORM:
+            scale = _scale_tile(norm_ptr, ks, K, BLOCK_K)
+        x = _x_tile(x_row, scale, ks, inv_rms, K, BLOCK_K, NORM)
         acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     y = tl.sum(acc, axis=1)  # [BLOCK_N]
     if HAS_BIAS:
-        y += tl.load(b_ptr + rows_safe).to(tl.float32)
+        y += bias
     if RESIDUAL:  # round the product to the output dtype first, as linear-then-add does
-        residual = tl.load(res_ptr + token * N + rows_safe).to(tl.float32)
         y = y.to(out_ptr.dtype.element_ty).to(tl.float32) + residual
     tl.store(out_ptr + token * N + rows, y.to(out_ptr.dtype.element_ty), mask=row_ok)
     if ROUTER:
