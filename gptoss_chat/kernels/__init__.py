@@ -7,8 +7,8 @@ GEMV: projections with the RMSNorm or the residual add fused, the out projection
 in its epilogue, unembedding), attention_decode.py (split-K, sinks, window, GQA),
 attention_prefill.py (flash-style), rope_cache.py (RoPE + KV write), rope_attention_decode.py
 (RoPE, KV write and decode attention in one launch), rms_norm.py, dequant.py (one expert to
-bf16). Tests: tests/kernels (interpreter on CPU, full shapes on a GPU); numbers:
-docs/BENCHMARKS.md.
+bf16), argmax.py (the sampler's argmax in one launch). Tests: tests/kernels (interpreter on
+CPU, full shapes on a GPU); numbers: docs/BENCHMARKS.md.
 
 `build_ops` is the hook `gptoss_chat.model.ops.select_ops` looks for: it returns the torch table
 with the entries these kernels implement replaced. Every replaced entry is graph-safe at T == 1
@@ -53,7 +53,19 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
         "rope_attention_decode": rope_attention_decode,
     }
     guarded = {name: _bf16_only(fn, getattr(base, name)) for name, fn in kernels.items()}
-    return replace(base, name="triton", graph_safe_decode=True, graph_safe_prefill=True, **guarded)
+    return replace(base, name="triton", graph_safe_decode=True, graph_safe_prefill=True,
+                   sample=_sample, **guarded)  # fmt: skip
+
+
+def _sample(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """The reference sampler (`ops.sample_torch`) with the one-launch argmax on CUDA."""
+    from gptoss_chat.kernels.argmax import argmax
+    from gptoss_chat.model.ops import sample_with
+
+    pick = argmax if logits.is_cuda else torch.argmax
+    return sample_with(pick, logits, temperature, top_p, generator)
 
 
 def _bf16_only(kernel: Callable[..., Any], fallback: Callable[..., Any]) -> Callable[..., Any]:

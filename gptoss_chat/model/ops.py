@@ -29,6 +29,7 @@ Conventions for every op:
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -492,7 +493,19 @@ def unembedding_torch(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def sample_torch(
     logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
 ) -> torch.Tensor:
-    """Never syncs with the host, so it runs inside a CUDA graph (`decode_pipeline`).
+    """Never syncs with the host, so it runs inside a CUDA graph (`decode_pipeline`); see
+    `sample_with`."""
+    return sample_with(torch.argmax, logits, temperature, top_p, generator)
+
+
+def sample_with(
+    argmax: Callable[[torch.Tensor], torch.Tensor],
+    logits: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """`sample_torch` with another argmax of a float32 row (a kernel: kernels/argmax.py).
 
     The draw is `torch.multinomial(probs, 1)` spelled out: for one sample torch computes
     argmax(probs / q) with q ~ Exp(1) from `exponential_` (Gumbel-max: -log q is Gumbel noise),
@@ -500,7 +513,7 @@ def sample_torch(
     gives the very same ids from the same generator state, minus the check (NaN logits yield
     some id instead of an error). `tests/model/test_ops.py` pins the equality."""
     if temperature <= 0:
-        return torch.argmax(logits)
+        return argmax(logits.float())
     probs = torch.softmax(logits.float() / temperature, dim=-1)  # [V]
     if top_p < 1.0:
         sorted_probs, order = torch.sort(probs, descending=True)
@@ -509,14 +522,18 @@ def sample_torch(
         drop[:1].zero_()  # not `drop[0] = False`: on CUDA that copies a host scalar over
         sorted_probs = sorted_probs.masked_fill(drop, 0.0)
         # gather, not order[choice]: indexing by a 0-dim tensor reads it on the host
-        return order.gather(0, _gumbel_argmax(sorted_probs, generator).view(1))[0]
-    return _gumbel_argmax(probs, generator)
+        return order.gather(0, _gumbel_argmax(argmax, sorted_probs, generator).view(1))[0]
+    return _gumbel_argmax(argmax, probs, generator)
 
 
-def _gumbel_argmax(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def _gumbel_argmax(
+    argmax: Callable[[torch.Tensor], torch.Tensor],
+    probs: torch.Tensor,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     """probs [V] -> a 0-dim id drawn with probability probs / probs.sum() (see sample_torch)."""
     noise = torch.empty_like(probs).exponential_(1, generator=generator)  # [V]
-    return torch.argmax(probs / noise)
+    return argmax(probs / noise)
 
 
 TORCH_OPS = Ops(

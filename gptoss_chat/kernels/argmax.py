@@ -1,0 +1,80 @@
+"""Argmax of one long float32 row in one launch (the sampler's last step, every decode token).
+
+torch.argmax over the 201,088 logits takes ~9 us on an H100 (one of the few launches of a decode
+step that is neither a weight stream nor overlapped with one). Here each of ~100 programs finds
+the largest value of its slice (and the first index holding it), writes that pair, and takes a
+ticket from an arrival counter; the program that draws the last ticket reduces the pairs in
+program order and writes the index. No second launch, no host sync (it runs inside the decode
+step's CUDA graph), and the same answer as torch.argmax: the first index of the largest value.
+NaN counts as the largest value, as in torch (a row holding both NaN and +inf may name the +inf).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+import triton
+import triton.language as tl
+
+_BLOCK = 1024
+_STEPS = 2  # blocks a program: ~100 programs over gpt-oss's vocabulary
+
+
+@triton.jit
+def _argmax_kernel(x_ptr, value_ptr, index_ptr, counter_ptr, out_ptr, V,
+                   PROGRAMS: tl.constexpr, PROGRAMS_PAD: tl.constexpr, BLOCK: tl.constexpr,
+                   STEPS: tl.constexpr):  # fmt: skip
+    pid = tl.program_id(0)
+    lanes = tl.arange(0, BLOCK)
+    best_value = float("-inf")
+    best_index = V  # none yet
+    for step in tl.static_range(STEPS):
+        at = (pid * STEPS + step) * BLOCK + lanes
+        x = tl.load(x_ptr + at, mask=at < V, other=float("-inf"))
+        x = tl.where(x != x, float("inf"), x)  # NaN is the largest value
+        top = tl.max(x, axis=0)
+        first = tl.min(tl.where((x == top) & (at < V), at, V), axis=0)
+        # strictly larger only: on a tie the earlier block (the lower index) stays
+        take = (top > best_value) | ((best_index == V) & (first < V))
+        best_index = tl.where(take, first, best_index)
+        best_value = tl.where(take, top, best_value)
+    tl.store(value_ptr + pid, best_value)
+    tl.store(index_ptr + pid, best_index)
+    tl.debug_barrier()  # every thread's stores are issued before the ticket
+    ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
+    if ticket == PROGRAMS - 1:  # the last program: the pairs in program order
+        slots = tl.arange(0, PROGRAMS_PAD)
+        values = tl.load(value_ptr + slots, mask=slots < PROGRAMS, other=float("-inf"),
+                         cache_modifier=".cg")  # fmt: skip
+        indices = tl.load(index_ptr + slots, mask=slots < PROGRAMS, other=V, cache_modifier=".cg")
+        top = tl.max(values, axis=0)
+        tl.store(out_ptr, tl.min(tl.where(values == top, indices, V), axis=0).to(tl.int64))
+        tl.atomic_xchg(counter_ptr, 0)  # zero again for the next call / graph replay
+
+
+@cache
+def _counter(device: torch.device) -> torch.Tensor:
+    """The zeroed arrival counter of a device, made at the first (eager) call and kept for the
+    graph replays (each launch leaves it at zero). Launches on one stream never overlap here."""
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        raise RuntimeError("argmax must run once before a CUDA graph captures it")
+    return torch.zeros(1, dtype=torch.int32, device=device)
+
+
+def argmax(x: torch.Tensor) -> torch.Tensor:
+    """x [V] float32 -> 0-dim int64 index of its largest value (the first one), like
+    torch.argmax(x), without a host sync."""
+    if x.dim() != 1 or x.dtype != torch.float32 or not x.is_contiguous() or x.numel() == 0:
+        raise ValueError(f"argmax takes a non-empty contiguous float32 row, got {x.dtype} "
+                         f"{tuple(x.shape)}")  # fmt: skip
+    n = x.numel()
+    programs = triton.cdiv(n, _BLOCK * _STEPS)
+    values = torch.empty(programs, dtype=torch.float32, device=x.device)
+    indices = torch.empty(programs, dtype=torch.int32, device=x.device)
+    out = torch.empty((), dtype=torch.int64, device=x.device)
+    _argmax_kernel[(programs,)](
+        x, values, indices, _counter(x.device), out, n, PROGRAMS=programs,
+        PROGRAMS_PAD=triton.next_power_of_2(programs), BLOCK=_BLOCK, STEPS=_STEPS, num_warps=4,
+    )  # fmt: skip
+    return out

@@ -1,0 +1,84 @@
+"""The sampler's one-launch argmax against torch.argmax: the first index of the largest value."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gptoss_chat.kernels import build_ops
+from gptoss_chat.kernels.argmax import argmax
+from gptoss_chat.model.ops import TORCH_OPS
+
+
+def _row(n: int, seed: int, device: torch.device) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, generator=g).to(device)
+
+
+@pytest.mark.parametrize("n", [1, 5, 1024, 2048, 2049, 6000])  # one block, whole programs, tails
+def test_matches_torch(device, n) -> None:
+    for seed in range(3):
+        row = _row(n, seed, device)
+        assert argmax(row).item() == torch.argmax(row).item()
+
+
+def test_ties_go_to_the_first_index(device) -> None:
+    """Within a block, across blocks of one program and across programs: the lowest index."""
+    row = torch.zeros(6000, device=device)
+    for at in (4100, 2500, 1500, 7):  # programs 2, 1, 0 (second block), 0 (first block)
+        row[at] = 3.0
+        assert argmax(row).item() == min(i for i in (4100, 2500, 1500, 7) if i >= at)
+    assert argmax(torch.zeros(5000, device=device)).item() == 0
+
+
+def test_special_values(device) -> None:
+    row = torch.full((3000,), float("-inf"), device=device)
+    assert argmax(row).item() == 0  # all -inf: the first, as torch
+    row[2222] = float("nan")
+    assert argmax(row).item() == torch.argmax(row).item() == 2222  # NaN counts as the largest
+
+
+def test_repeated_calls_leave_the_counter_at_zero(device) -> None:
+    """The last program resets the arrival counter, so the next call (a graph replay) merges
+    again: a different row gets its own answer."""
+    first, second = _row(5000, 1, device), _row(5000, 2, device)
+    assert argmax(first).item() == torch.argmax(first).item()
+    assert argmax(second).item() == torch.argmax(second).item()
+    assert argmax(first).item() == torch.argmax(first).item()
+
+
+def test_rejects_what_it_cannot_take(device) -> None:
+    with pytest.raises(ValueError, match="float32 row"):
+        argmax(torch.zeros(2, 8, device=device))
+    with pytest.raises(ValueError, match="float32 row"):
+        argmax(torch.zeros(8, dtype=torch.bfloat16, device=device))
+
+
+@pytest.mark.gpu
+def test_vocabulary_row_in_a_cuda_graph() -> None:
+    """gpt-oss's 201,088 logits, captured in a CUDA graph and replayed over new values."""
+    dev = torch.device("cuda")
+    logits = _row(201088, 5, dev)
+    assert argmax(logits).item() == torch.argmax(logits).item()  # eager first: makes the counter
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        picked = argmax(logits)
+    for seed in (6, 7, 8):
+        logits.copy_(_row(201088, seed, dev))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert picked.item() == torch.argmax(logits).item()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(("temperature", "top_p"), [(0.0, 1.0), (1.0, 1.0), (0.8, 0.9)])
+def test_kernel_sampler_draws_the_reference_ids(temperature, top_p) -> None:
+    """build_ops' sampler (this argmax) and the reference draw the same ids from the same
+    generator state: greedy, plain sampling and top-p."""
+    dev = torch.device("cuda")
+    ops = build_ops(TORCH_OPS, dev)
+    ours, theirs = torch.Generator(dev).manual_seed(3), torch.Generator(dev).manual_seed(3)
+    for seed in range(20):
+        logits = _row(201088, seed, dev) * 4
+        expected = TORCH_OPS.sample(logits, temperature, top_p, theirs)
+        assert ops.sample(logits, temperature, top_p, ours).item() == expected.item()
