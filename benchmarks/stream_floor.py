@@ -28,6 +28,19 @@ CHUNK = 1024  # int32 words a step (4 KB)
 
 
 @triton.jit
+def _stream_rest(w_ptr, base, end, following, acc, PER: tl.constexpr, CH: tl.constexpr):
+    """The rest of a program's PER words from `base` (the first CH already in `following`), the
+    next step always requested before the held one is used; XORed into `acc`."""
+    idx = tl.arange(0, CH)
+    for step in range(1, PER // CH):
+        held = following
+        at = base + step * CH + idx
+        following = tl.load(w_ptr + at, mask=at < end, other=0)
+        acc ^= held
+    return acc ^ following
+
+
+@triton.jit
 def _chain_kernel(w_ptr, out_ptr, N, PER: tl.constexpr, CH: tl.constexpr, PDL: tl.constexpr):
     """One phase: program p reads words [p * PER, (p + 1) * PER) of N."""
     if PDL:
@@ -39,12 +52,7 @@ def _chain_kernel(w_ptr, out_ptr, N, PER: tl.constexpr, CH: tl.constexpr, PDL: t
     following = tl.load(w_ptr + base + idx, mask=base + idx < N, other=0)
     if PDL:
         gdc_wait()
-    for step in range(1, PER // CH):
-        held = following
-        at = base + step * CH + idx
-        following = tl.load(w_ptr + at, mask=at < N, other=0)
-        acc ^= held
-    acc ^= following
+    acc = _stream_rest(w_ptr, base, N, following, acc, PER, CH)
     tl.store(out_ptr + pid * CH + idx, acc)
 
 
@@ -68,12 +76,7 @@ def _persistent_kernel(w_ptr, out_ptr, count_ptr, N, programs, PHASES: tl.conste
                 arrived = tl.atomic_add(count_ptr, 0, sem="acquire", scope="gpu")
         if not EARLY:
             following = tl.load(w_ptr + base + idx, mask=base + idx < end, other=0)
-        for step in range(1, PER // CH):
-            held = following
-            at = base + step * CH + idx
-            following = tl.load(w_ptr + at, mask=at < end, other=0)
-            acc ^= held
-        acc ^= following
+        acc = _stream_rest(w_ptr, base, end, following, acc, PER, CH)
         if BARRIER:
             tl.store(out_ptr + pid * CH + idx, acc)
             tl.debug_barrier()
