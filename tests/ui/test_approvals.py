@@ -120,6 +120,22 @@ async def test_approve_runs_the_tool_and_the_turn_continues(encoding, make_test_
         assert session.last_final_text() == "The answer is **42**."
 
 
+async def test_tool_title_behind_the_modal_spans_its_row(encoding, make_test_app):
+    """The title grows ("writing…" -> "awaiting approval · Run Python code") just before the
+    modal opens. Sized to its text, it sometimes kept its old width behind the modal (the
+    snapshot cut it after "awaiting"); spanning the row, it needs no new layout."""
+    session = build_session(encoding, [PYTHON_CALL, AFTER_TOOL], tools=[EchoPythonTool()])
+    app = make_test_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await submit(pilot, "compute")
+        await wait_until(pilot, lambda: isinstance(app.screen, ApprovalModal))
+        block = app.screen_stack[0].query_one(".tool-block")
+        title = block.query_one("CollapsibleTitle")
+        assert "awaiting approval · Run Python code" in block.title
+        assert title.region.width == block.content_region.width
+        assert title.region.width >= len(block.title) + 2
+
+
 async def test_deny_with_reason_reaches_the_model(encoding, make_test_app):
     python = EchoPythonTool()
     session = build_session(encoding, [PYTHON_CALL, AFTER_TOOL], tools=[python])
