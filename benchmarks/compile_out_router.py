@@ -79,9 +79,11 @@ def main() -> int:
                       dict(K=ATTN, K_PAD=ATTN, HAS_BIAS=True, NORM=False, RESIDUAL=True,
                            **config.kwargs, PDL=True),
                       config.num_warps, config.num_stages)  # fmt: skip
+        groups = triton.cdiv(HIDDEN // 32, n_experts)  # of the fixed-point row a program
         alone = ttgir(router._router_logits_kernel, pointers,
                       dict(H=HIDDEN, E=n_experts, ROWS=1, BLOCK_H=4096, NORM=True, H_PAD=4096,
-                           QUANT=True, PDL=True), 4, 3)  # fmt: skip
+                           QUANT=True, PDL=True, GROUPS_PER=groups,
+                           GROUPS_PAD=triton.next_power_of_2(groups)), 4, 3)  # fmt: skip
         ours, theirs = sums(fused), {**sums(alone), **sums(plain)}
         shared = {shape: ours.get(shape) == layout for shape, layout in theirs.items()}
         print(json.dumps({"E": n_experts, "triton": triton.__version__, "compiled": True,
