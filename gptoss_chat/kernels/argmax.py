@@ -4,18 +4,19 @@ torch.argmax over the 201,088 logits takes ~9 us on an H100 (one of the few laun
 step that is neither a weight stream nor overlapped with one). Here each of ~100 programs finds
 the largest value of its slice (and the first index holding it), writes that pair, and takes a
 ticket from an arrival counter; the program that draws the last ticket reduces the pairs in
-program order and writes the index. No second launch, no host sync (it runs inside the decode
-step's CUDA graph), and the same answer as torch.argmax: the first index of the largest value.
+program order, writes the index and resets the counter (one a device: launches on one stream
+never overlap here). No second launch, no host sync (it runs inside the decode step's CUDA
+graph), and the same answer as torch.argmax: the first index of the largest value.
 NaN counts as the largest value, as in torch (a row holding both NaN and +inf may name the +inf).
 """
 
 from __future__ import annotations
 
-from functools import cache
-
 import torch
 import triton
 import triton.language as tl
+
+from gptoss_chat.kernels.common import arrival_counters
 
 _BLOCK = 1024
 _STEPS = 2  # blocks a program: ~100 programs over gpt-oss's vocabulary
@@ -53,15 +54,6 @@ def _argmax_kernel(x_ptr, value_ptr, index_ptr, counter_ptr, out_ptr, V,
         tl.atomic_xchg(counter_ptr, 0)  # zero again for the next call / graph replay
 
 
-@cache
-def _counter(device: torch.device) -> torch.Tensor:
-    """The zeroed arrival counter of a device, made at the first (eager) call and kept for the
-    graph replays (each launch leaves it at zero). Launches on one stream never overlap here."""
-    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-        raise RuntimeError("argmax must run once before a CUDA graph captures it")
-    return torch.zeros(1, dtype=torch.int32, device=device)
-
-
 def argmax(x: torch.Tensor) -> torch.Tensor:
     """x [V] float32 -> 0-dim int64 index of its largest value (the first one), like
     torch.argmax(x), without a host sync."""
@@ -74,7 +66,7 @@ def argmax(x: torch.Tensor) -> torch.Tensor:
     indices = torch.empty(programs, dtype=torch.int32, device=x.device)
     out = torch.empty((), dtype=torch.int64, device=x.device)
     _argmax_kernel[(programs,)](
-        x, values, indices, _counter(x.device), out, n, PROGRAMS=programs,
+        x, values, indices, arrival_counters(x.device, 0, 1, "argmax"), out, n, PROGRAMS=programs,
         PROGRAMS_PAD=triton.next_power_of_2(programs), BLOCK=_BLOCK, STEPS=_STEPS, num_warps=4,
     )  # fmt: skip
     return out

@@ -45,10 +45,16 @@ def attend_tile(q, k, v, ok, m, l_sum, acc, sm_scale, UPCAST: tl.constexpr):
 
 
 @triton.jit
+def _per_split(first, end, SPLITS: tl.constexpr, BLOCK_S: tl.constexpr):
+    """Keys a range of `split_range`: positions first .. end-1 in SPLITS whole-tile ranges."""
+    return tl.cdiv(tl.cdiv(end - first, SPLITS), BLOCK_S) * BLOCK_S
+
+
+@triton.jit
 def split_range(first, end, split, SPLITS: tl.constexpr, BLOCK_S: tl.constexpr):
     """Keys [lo, hi) of `split` when positions first .. end-1 are cut into SPLITS ranges of
     whole BLOCK_S tiles (the last ranges may be empty)."""
-    per_split = tl.cdiv(tl.cdiv(end - first, SPLITS), BLOCK_S) * BLOCK_S
+    per_split = _per_split(first, end, SPLITS, BLOCK_S)
     lo = first + split * per_split
     return lo, tl.minimum(lo + per_split, end)
 
@@ -56,7 +62,7 @@ def split_range(first, end, split, SPLITS: tl.constexpr, BLOCK_S: tl.constexpr):
 @triton.jit
 def live_splits(first, end, SPLITS: tl.constexpr, BLOCK_S: tl.constexpr):
     """How many of `split_range`'s ranges hold keys (at least 1: split 0 always takes part)."""
-    per_split = tl.cdiv(tl.cdiv(end - first, SPLITS), BLOCK_S) * BLOCK_S
+    per_split = _per_split(first, end, SPLITS, BLOCK_S)
     return tl.maximum(tl.cdiv(end - first, tl.maximum(per_split, BLOCK_S)), 1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -33,6 +34,19 @@ def pdl_small_kernels(x: torch.Tensor) -> bool:
     while the kernel before them runs and start the moment it ends. GPTOSS_PDL_SMALL=0 turns
     only these off (to measure them)."""
     return pdl_enabled(x) and os.environ.get("GPTOSS_PDL_SMALL") != "0"
+
+
+@functools.cache
+def arrival_counters(device: torch.device, site: int, n: int, kernel: str) -> torch.Tensor:
+    """The zeroed int32 [n] arrival counters of one call site of `kernel` (`site`: the address
+    of a buffer only that site uses: its weight, its KV buffer), made at the first (eager) call
+    and kept for as long as the process runs: a captured CUDA graph holds their address, and
+    every launch leaves them at zero (the last program resets them). One set per site, so
+    launches that overlap under PDL never share one. Made during a capture they would live in
+    the graph's pool and be zeroed only when it replays: that is refused."""
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        raise RuntimeError(f"{kernel} must run once before a CUDA graph captures it")
+    return torch.zeros(n, dtype=torch.int32, device=device)
 
 
 def tuning_sweep() -> bool:

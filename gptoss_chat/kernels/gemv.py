@@ -19,13 +19,12 @@ last programs (router_epilogue.py), which saves the router's launch.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
 
+from gptoss_chat.kernels import common
 from gptoss_chat.kernels.common import (
     let_next_kernel_start,
     pdl_enabled,
@@ -279,15 +278,10 @@ def linear_residual_route(
     return out, normed, logits, fixed
 
 
-@functools.cache
 def arrival_counters(device: torch.device, site: int) -> torch.Tensor:
-    """The zeroed int32 [2] counters of one call site (`site`: its weight's address), made at
-    the first (eager) call and kept for the graph replays; each launch leaves them at zero.
-    One per site, so launches that overlap under PDL never share one. Made during a capture
-    they would live in the graph's pool and be freed with it: that is refused."""
-    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-        raise RuntimeError("linear_residual_route: run each call site once before graph capture")
-    return torch.zeros(2, dtype=torch.int32, device=device)
+    """The zeroed int32 [2] counters of one `linear_residual_route` call site (`site`: its
+    weight's address; `common.arrival_counters`)."""
+    return common.arrival_counters(device, site, 2, "linear_residual_route")
 
 
 def _check(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:

@@ -236,6 +236,30 @@ def store_fixed(values, xq_ptr, xs_ptr, G_PAD: tl.constexpr, K: tl.constexpr):
 
 
 @triton.jit
+def store_normed_groups(x_row, norm_ptr, inv_rms, normed_row, xq_row, xs_row, first,
+                        GROUPS: tl.constexpr, GROUPS_PAD: tl.constexpr, K: tl.constexpr,
+                        CACHE: tl.constexpr):  # fmt: skip
+    """Groups first .. first+GROUPS-1 (of 32 values; past K / 32 none) of rms_norm(x row)
+    (1/rms `inv_rms`, scale `norm_ptr`): rounded to x's dtype into `normed_row`, and in fixed
+    point (`store_fixed`'s arithmetic and layout) into `xq_row`, `xs_row`. Lets the programs of
+    a launch share one row's quantisation. CACHE: the x loads' cache modifier (".cg" where other
+    programs of the same launch wrote x)."""
+    own = tl.arange(0, GROUPS_PAD)
+    groups = first + own
+    g_ok = (groups < K // 32) & (own < GROUPS)
+    idx = groups[:, None] * 32 + tl.arange(0, 32)[None, :]  # [GROUPS_PAD, 32]
+    part = tl.load(x_row + idx, mask=g_ok[:, None], other=0.0, cache_modifier=CACHE)
+    scale = tl.load(norm_ptr + idx, mask=g_ok[:, None], other=0.0)
+    normed = (part.to(tl.float32) * inv_rms * scale).to(x_row.dtype.element_ty)
+    tl.store(normed_row + idx, normed, mask=g_ok[:, None])
+    hi, lo, step = quantize_fixed(normed.to(tl.float32), g_ok)
+    at = xq_row + fixed_x_offsets(idx)
+    tl.store(at, hi, mask=g_ok[:, None])
+    tl.store(at + 8, lo, mask=g_ok[:, None])
+    tl.store(xs_row + groups, step, mask=g_ok)
+
+
+@triton.jit
 def quantize_fixed(values, group_ok):
     """float32 [G, 32] -> (hi int8 [G, 32], lo int8 [G, 32], step float32 [G]) with
     values ~= step * (254 * hi + lo); `group_ok` [G] masks groups out (step 1, zeros)."""

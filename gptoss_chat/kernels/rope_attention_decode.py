@@ -33,8 +33,6 @@ launches (the offset's advance); only qkv comes from the launch just before.
 
 from __future__ import annotations
 
-from functools import cache
-
 import torch
 import triton
 import triton.language as tl
@@ -45,7 +43,12 @@ from gptoss_chat.kernels.attention_decode import (
     live_splits,
     split_range,
 )
-from gptoss_chat.kernels.common import let_next_kernel_start, pdl_enabled, wait_for_previous_kernel
+from gptoss_chat.kernels.common import (
+    arrival_counters,
+    let_next_kernel_start,
+    pdl_enabled,
+    wait_for_previous_kernel,
+)
 from gptoss_chat.kernels.rope_cache import _bf16
 
 _BLOCK_S = 64
@@ -179,16 +182,23 @@ def _attend_rest(q, k_ptr, v_ptr, m, l_sum, acc, sm_scale, S, lo, hi, kv_head,
                  HKV: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr,
                  UPCAST: tl.constexpr):  # fmt: skip
     """The split's tiles after its first (Triton pipelines these loads through shared memory)."""
-    d = tl.arange(0, D)
     offs = tl.arange(0, BLOCK_S)
     for s0 in range(lo + BLOCK_S, hi, BLOCK_S):
         pos = s0 + offs
-        ok = pos < hi
-        kv_offs = (pos % S).to(tl.int64)[:, None] * (HKV * D) + kv_head * D + d[None, :]
-        k = tl.load(k_ptr + kv_offs, mask=ok[:, None], other=0.0)
-        v = tl.load(v_ptr + kv_offs, mask=ok[:, None], other=0.0)
-        m, l_sum, acc = attend_tile(q, k, v, ok, m, l_sum, acc, sm_scale, UPCAST)
+        k, v = _kv_tile(k_ptr, v_ptr, pos, hi, S, kv_head, HKV, D)
+        m, l_sum, acc = attend_tile(q, k, v, pos < hi, m, l_sum, acc, sm_scale, UPCAST)
     return m, l_sum, acc
+
+
+@triton.jit
+def _kv_tile(k_ptr, v_ptr, pos, hi, S, kv_head, HKV: tl.constexpr, D: tl.constexpr):
+    """Keys and values [BLOCK_S, D] of kv head `kv_head` at positions `pos` (ring slots pos % S;
+    positions from `hi` on read as zeros)."""
+    d = tl.arange(0, D)
+    kv_offs = (pos % S).to(tl.int64)[:, None] * (HKV * D) + kv_head * D + d[None, :]
+    k = tl.load(k_ptr + kv_offs, mask=(pos < hi)[:, None], other=0.0)
+    v = tl.load(v_ptr + kv_offs, mask=(pos < hi)[:, None], other=0.0)
+    return k, v
 
 
 @triton.jit
@@ -202,9 +212,7 @@ def _attend_split(qkv_ptr, cos_ptr, sin_ptr, k_ptr, v_ptr, sinks_ptr, m_ptr, l_p
     d = tl.arange(0, D)
     offs = tl.arange(0, BLOCK_S)
     pos = lo + offs
-    kv_offs = (pos % S).to(tl.int64)[:, None] * (HKV * D) + kv_head * D + d[None, :]
-    k_first = tl.load(k_ptr + kv_offs, mask=(pos < hi)[:, None], other=0.0)  # before the wait
-    v_first = tl.load(v_ptr + kv_offs, mask=(pos < hi)[:, None], other=0.0)
+    k_first, v_first = _kv_tile(k_ptr, v_ptr, pos, hi, S, kv_head, HKV, D)  # before the wait
 
     wait_for_previous_kernel(PDL)  # qkv comes from the projection launched just before
     g = tl.arange(0, G_PAD)
@@ -255,17 +263,6 @@ def _attend_split(qkv_ptr, cos_ptr, sin_ptr, k_ptr, v_ptr, sinks_ptr, m_ptr, l_p
             tl.atomic_xchg(counter_ptr + kv_head, 0)  # zero again for the next call / replay
 
 
-@cache
-def _arrival_counters(device: torch.device, buffer: int, n_kv: int) -> torch.Tensor:
-    """The zeroed counters of the launches over one KV buffer (one layer), kept for as long as
-    the process runs: a captured CUDA graph holds their address, and every call leaves them 0."""
-    del buffer  # part of the key only
-    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-        # zeros made during a capture are only zeroed when the graph replays
-        raise RuntimeError("rope_attention_decode must run once before a CUDA graph captures it")
-    return torch.zeros(n_kv, dtype=torch.int32, device=device)
-
-
 def rope_attention_decode(
     qkv: torch.Tensor,
     cos: torch.Tensor,
@@ -303,7 +300,7 @@ def rope_attention_decode(
         part_m = torch.empty(n_kv, splits, group, dtype=torch.float32, device=dev)
         part_l = torch.empty(n_kv, splits, group, dtype=torch.float32, device=dev)
         part_acc = torch.empty(n_kv, splits, group, head_dim, dtype=torch.float32, device=dev)
-        counters = _arrival_counters(dev, k_cache.data_ptr(), n_kv)
+        counters = arrival_counters(dev, k_cache.data_ptr(), n_kv, "rope_attention_decode")
     else:  # merged in registers: no scratch, no counter (these pointers are never used)
         part_m = part_l = part_acc = sinks
         counters = offset

@@ -23,7 +23,7 @@ from gptoss_chat.kernels.common import (
     pdl_small_kernels,
     wait_for_previous_kernel,
 )
-from gptoss_chat.kernels.mxfp4_int8 import fixed_x_offsets, quantize_fixed
+from gptoss_chat.kernels.mxfp4_int8 import store_normed_groups
 from gptoss_chat.model.ops import route as route_ref  # noqa: F401  (the reference, re-exported)
 
 
@@ -160,19 +160,10 @@ def _router_logits_kernel(
     # Each program also writes and quantises GROUPS_PER groups of 32 of the normed row (moe_
     # decode's input format): spread over the programs, so no one of them holds up the experts.
     if QUANT:
-        own = tl.arange(0, GROUPS_PAD)
-        groups = tl.program_id(1) * GROUPS_PER + own
-        g_ok = (groups < H // 32) & (own < GROUPS_PER)
-        at = groups[:, None] * 32 + tl.arange(0, 32)[None, :]  # [G, 32]
-        part = tl.load(x_ptr + token * H + at, mask=g_ok[:, None], other=0.0).to(tl.float32)
-        scale_part = tl.load(norm_ptr + at, mask=g_ok[:, None], other=0.0)
-        normed = (part * inv_rms * scale_part).to(x_ptr.dtype.element_ty)
-        tl.store(normed_ptr + token * H + at, normed, mask=g_ok[:, None])
-        hi, lo, step = quantize_fixed(normed.to(tl.float32), g_ok)
-        fixed_at = xq_ptr + token * 2 * H + fixed_x_offsets(at)
-        tl.store(fixed_at, hi, mask=g_ok[:, None])
-        tl.store(fixed_at + 8, lo, mask=g_ok[:, None])
-        tl.store(xs_ptr + token * (H // 32) + groups, step, mask=g_ok)
+        first = tl.program_id(1) * GROUPS_PER
+        store_normed_groups(x_ptr + token * H, norm_ptr, inv_rms, normed_ptr + token * H,
+                            xq_ptr + token * 2 * H, xs_ptr + token * (H // 32), first,
+                            GROUPS_PER, GROUPS_PAD, H, "")  # fmt: skip
 
 
 @triton.jit

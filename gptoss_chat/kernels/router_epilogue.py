@@ -20,7 +20,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from gptoss_chat.kernels.mxfp4_int8 import fixed_x_offsets, quantize_fixed
+from gptoss_chat.kernels.mxfp4_int8 import store_normed_groups
 
 
 @triton.jit
@@ -123,16 +123,6 @@ def _router_share(x_ptr, w_ptr, b_ptr, logits_ptr, norm_ptr, normed_ptr, xq_ptr,
     experts = expert + tl.arange(0, 1)
     logits = tl.sum(acc, axis=1) + tl.load(b_ptr + experts).to(tl.float32)
     tl.store(logits_ptr + experts, logits.to(tl.bfloat16).to(tl.float32))
-    # this router's groups of the normed row; `store_fixed`'s arithmetic and layout
-    groups = expert * SHARE + tl.arange(0, SHARE)
-    g_ok = groups < H // 32
-    idx = groups[:, None] * 32 + tl.arange(0, 32)[None, :]  # [SHARE, 32]
-    part = tl.load(x_ptr + idx, mask=g_ok[:, None], other=0.0, cache_modifier=".cg")
-    scale = tl.load(norm_ptr + idx, mask=g_ok[:, None], other=0.0)
-    normed = (part.to(tl.float32) * inv_rms * scale).to(x_ptr.dtype.element_ty)
-    tl.store(normed_ptr + idx, normed, mask=g_ok[:, None])
-    hi, lo, step = quantize_fixed(normed.to(tl.float32), g_ok)
-    at = xq_ptr + fixed_x_offsets(idx)
-    tl.store(at, hi, mask=g_ok[:, None])
-    tl.store(at + 8, lo, mask=g_ok[:, None])
-    tl.store(xs_ptr + groups, step, mask=g_ok)
+    # this router's groups of the normed row (x written by this launch's other programs: .cg)
+    store_normed_groups(x_ptr, norm_ptr, inv_rms, normed_ptr, xq_ptr, xs_ptr, expert * SHARE,
+                        SHARE, SHARE, H, ".cg")  # fmt: skip

@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gptoss_chat.kernels import common
 from gptoss_chat.kernels.common import tuning_sweep
 from gptoss_chat.kernels.gemv import arrival_counters, linear_residual, linear_residual_route
 from gptoss_chat.kernels.moe import moe_block, out_proj_moe_block
@@ -105,9 +106,9 @@ def test_router_epilogue_is_off_by_default(device, monkeypatch: pytest.MonkeyPat
     """Without GPTOSS_ROUTER_EPILOGUE=1 (slower on an H100) the two entries run: no counters."""
     monkeypatch.delenv("GPTOSS_ROUTER_EPILOGUE", raising=False)
     attn, w, b, x, scale, experts = _case(8, 64, 96, device, seed=11)
-    before = arrival_counters.cache_info().currsize
+    before = common.arrival_counters.cache_info().currsize
     out = out_proj_moe_block(attn, w, b, x, scale, EPS, experts, 2, 7.0)
-    assert arrival_counters.cache_info().currsize == before
+    assert common.arrival_counters.cache_info().currsize == before
     assert torch.equal(out, moe_block(linear_residual(attn, w, b, x), scale, EPS, experts, 2, 7.0))
 
 
