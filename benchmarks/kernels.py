@@ -285,14 +285,14 @@ def bench_rope_attention() -> None:
     w_out = torch.randn(2880, 4096, device=dev).to(torch.bfloat16) * 0.02
     b_out = torch.randn(2880, device=dev).to(torch.bfloat16)
     qkv = norm_linear(x, scale, 1e-5, w_qkv, b_qkv)
-    angles = torch.rand(1, 32, device=dev) * 6.28
+    angles = torch.rand(131072, 32, device=dev) * 6.28  # the rotary tables, row = position
     cos, sin = angles.cos().to(torch.bfloat16), angles.sin().to(torch.bfloat16)
 
-    def three(qkv, kc, vc, pos, window):
-        q = rope_cache(qkv, cos, sin, kc, vc, pos, 64)
+    def three(qkv, kc, vc, pos, window, at):  # rope_cache takes the position's row
+        q = rope_cache(qkv, cos[at : at + 1], sin[at : at + 1], kc, vc, pos, 64)
         return attention_decode(q, kc, vc, sinks, pos, window, 0.125)
 
-    def one(qkv, kc, vc, pos, window):
+    def one(qkv, kc, vc, pos, window, at):
         return rope_attention_decode(qkv, cos, sin, kc, vc, sinks, pos, window, 0.125, 64)
 
     cases = [("ctx1024", k, v, 1023, 0), ("ctx32768", k, v, 32767, 0),
@@ -301,13 +301,13 @@ def bench_rope_attention() -> None:
         pos = torch.tensor(at, device=dev)
         nbytes = min(at, window or at) * 8 * 64 * 2 * 2
         for variant, attend in (("3_launches", three), ("fused", one)):
-            us = _graph_us(lambda attend=attend, kc=kc, vc=vc, pos=pos, w=window:
-                           attend(qkv, kc, vc, pos, w))  # fmt: skip
+            us = _graph_us(lambda attend=attend, kc=kc, vc=vc, pos=pos, w=window, at=at:
+                           attend(qkv, kc, vc, pos, w, at))  # fmt: skip
             _emit("rope_attention_decode", f"{label}_{variant}", us, nbytes)
 
-            def layer(attend=attend, kc=kc, vc=vc, pos=pos, w=window):
+            def layer(attend=attend, kc=kc, vc=vc, pos=pos, w=window, at=at):
                 h = norm_linear(x, scale, 1e-5, w_qkv, b_qkv)
-                return linear_residual(attend(h, kc, vc, pos, w), w_out, b_out, x)
+                return linear_residual(attend(h, kc, vc, pos, w, at), w_out, b_out, x)
 
             us = _graph_us(layer)
             nbytes_layer = nbytes + (5120 * 2880 + 2880 * 4096) * 2

@@ -133,8 +133,8 @@ def _merge_splits(qkv_ptr, cos_ptr, sin_ptr, k_new, v_new, sinks_ptr, m_ptr, l_p
 @triton.jit
 def _rope_attention_decode_kernel(
     qkv_ptr,  # [1, (HQ + 2 HKV) * D] bf16
-    cos_ptr,  # [1, D/2] bf16
-    sin_ptr,  # [1, D/2] bf16
+    cos_ptr,  # [P, D/2] bf16: the rotary table, row = position (P > offset)
+    sin_ptr,  # [P, D/2] bf16
     k_ptr,  # [S, HKV, D] bf16 cache
     v_ptr,  # [S, HKV, D] bf16 cache
     sinks_ptr,  # [HQ] float32
@@ -163,6 +163,9 @@ def _rope_attention_decode_kernel(
     split = tl.program_id(1)
     let_next_kernel_start(PDL)  # the out projection may start streaming its weights
     end = tl.load(offset_ptr)  # the split keys: cached positions < offset
+    # the new token's rotary row, picked here: a gather of it per step was 4 launches more
+    cos_ptr += end * (D // 2)
+    sin_ptr += end * (D // 2)
     if WINDOW > 0:  # noqa: SIM108 (a constexpr branch)
         first = tl.maximum(end + 1 - WINDOW, 0)
     else:
@@ -281,9 +284,12 @@ def rope_attention_decode(
     slots, n_kv, head_dim = k_cache.shape
     if n_tokens != 1:
         raise ValueError(f"rope_attention_decode takes one token, got {n_tokens}")
-    if width != (n_heads + 2 * n_kv) * head_dim or cos.shape != (1, head_dim // 2):
+    if width != (n_heads + 2 * n_kv) * head_dim:
         raise ValueError(f"rope_attention_decode: qkv {tuple(qkv.shape)} does not fit "
                          f"{n_heads} heads over cache {tuple(k_cache.shape)}")  # fmt: skip
+    if cos.dim() != 2 or cos.shape[1] != head_dim // 2 or sin.shape != cos.shape:
+        raise ValueError(f"rope_attention_decode: the rotary tables {tuple(cos.shape)}, "
+                         f"{tuple(sin.shape)} must be [positions, {head_dim // 2}]")  # fmt: skip
     if v_cache.shape != k_cache.shape or n_heads % n_kv or head_dim & (head_dim - 1):
         raise ValueError("rope_attention_decode needs matching caches, Hq a multiple of Hkv "
                          "and a power-of-two head_dim")  # fmt: skip

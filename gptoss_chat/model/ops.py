@@ -219,8 +219,9 @@ class RopeAttentionDecodeOp(Protocol):
     ) -> torch.Tensor:
         """One decode token's attention from the qkv projection: `rope_cache` (rotates q and k,
         writes k, v at slot offset % S) then `attention_decode`, as one entry so a kernel can do
-        both in one launch. qkv [1, (Hq + 2 Hkv) D] bf16, cos, sin [1, D/2] bf16; the rest as in
-        `AttentionOp` (offset is `start`). Returns [1, Hq * D] bf16; the cache holds exactly
+        both in one launch. qkv [1, (Hq + 2 Hkv) D] bf16; cos, sin: the whole rotary tables
+        [P, D/2] bf16 (P > offset), whose row `offset` the op picks on the device; the rest as
+        in `AttentionOp` (offset is `start`). Returns [1, Hq * D] bf16; the cache holds exactly
         what `rope_cache` writes."""
         ...
 
@@ -240,6 +241,23 @@ class SampleOp(Protocol):
         all), renormalise, draw with `generator` (a torch.Generator on logits.device).
         Never syncs with the host: the decode step samples on the device inside its graph.
         """
+        ...
+
+
+class SampleIntoOp(Protocol):
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        temperature: float,
+        top_p: float,
+        generator: torch.Generator | None,
+        token: torch.Tensor,
+        table: torch.Tensor | None,
+        row: torch.Tensor,
+    ) -> None:
+        """`sample`'s id written into `token` ([1] int64 on logits.device); with `table` (the
+        embedding [V, H] on the same device) also table[id] into `row` [1, H]: the next decode
+        step's input, gathered on the device (`decode_pipeline`). Never syncs with the host."""
         ...
 
 
@@ -264,6 +282,8 @@ class Ops:
     moe: MoeOp
     unembedding: UnembeddingOp
     sample: SampleOp
+    sample_into: SampleIntoOp = lambda *args: sample_into_torch(*args)
+    """Defaults to `sample_torch`'s draw: a table replacing `sample` replaces this too."""
     prepare_experts: PrepareExpertsOp = lambda weights: weights
     linear: LinearOp = F.linear
     rope_cache: RopeCacheOp = lambda *args: rope_cache_torch(*args)
@@ -439,7 +459,10 @@ def rope_attention_decode_torch(
     sm_scale: float,
     n_heads: int,
 ) -> torch.Tensor:
-    q = rope_cache_torch(qkv, cos, sin, k_cache, v_cache, offset, n_heads)
+    row = offset.view(1)
+    q = rope_cache_torch(
+        qkv, cos.index_select(0, row), sin.index_select(0, row), k_cache, v_cache, offset, n_heads
+    )
     return attention_torch(q, k_cache, v_cache, sinks, offset, sliding_window, sm_scale)
 
 
@@ -496,6 +519,20 @@ def sample_torch(
     """Never syncs with the host, so it runs inside a CUDA graph (`decode_pipeline`); see
     `sample_with`."""
     return sample_with(torch.argmax, logits, temperature, top_p, generator)
+
+
+def sample_into_torch(
+    logits: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    generator: torch.Generator | None,
+    token: torch.Tensor,
+    table: torch.Tensor | None,
+    row: torch.Tensor,
+) -> None:
+    token.copy_(sample_torch(logits, temperature, top_p, generator))
+    if table is not None:
+        row.copy_(table.index_select(0, token))
 
 
 def sample_with(

@@ -136,8 +136,11 @@ class Transformer:
         `advance=False` the caller moves cache.offset (by the real length of a padded chunk)."""
         c = self.config
         n_tokens = x.shape[0]
-        positions = cache.offset + torch.arange(n_tokens, device=x.device)  # [T]
-        cos, sin = self.rope_cos[positions], self.rope_sin[positions]  # [T, D/2]
+        if n_tokens == 1:  # rope_attention_decode picks the row at cache.offset on the device
+            cos, sin = self.rope_cos, self.rope_sin  # [context, D/2]
+        else:
+            positions = cache.offset + torch.arange(n_tokens, device=x.device)  # [T]
+            cos, sin = self.rope_cos[positions], self.rope_sin[positions]  # [T, D/2]
         for index, layer in enumerate(self.weights.layers):
             with record_function(f"attention.{index}"):
                 attn = self._attention_block(index, layer, x, cos, sin, cache)

@@ -23,11 +23,12 @@ from tests.kernels.helpers import rel_err
 
 
 def _case(device, offset, slots, n_heads=4, n_kv=2, head_dim=16, seed=0):
-    """qkv, cos, sin, k_cache, v_cache, sinks, offset: random, with cos/sin of real angles."""
+    """qkv, cos, sin, k_cache, v_cache, sinks, offset: random, with cos/sin tables of real
+    angles (positions 0 .. offset + 2: the op must pick row `offset`)."""
     g = torch.Generator(device=device).manual_seed(seed + offset)  # drawn where they are used:
     on = {"generator": g, "device": device}  # 2 x 67M values at 20b shapes are slow on a CPU
     qkv = torch.randn(1, (n_heads + 2 * n_kv) * head_dim, **on)
-    angles = torch.rand(1, head_dim // 2, **on) * 2 * math.pi
+    angles = torch.rand(offset + 3, head_dim // 2, **on) * 2 * math.pi
     caches = [torch.randn(slots, n_kv, head_dim, **on) for _ in range(2)]
     tensors = [t.to(torch.bfloat16) for t in (qkv, angles.cos(), angles.sin(), *caches)]
     sinks = torch.randn(n_heads, **on)
@@ -47,7 +48,8 @@ def _check(device, offset, slots, window, n_heads, n_kv, head_dim=16) -> None:
     ours_k, ours_v, rope_k, rope_v, torch_k, torch_v = _clone((k, v) * 3)
     scale = head_dim**-0.5
     out = rope_attention_decode(qkv, cos, sin, ours_k, ours_v, sinks, pos, window, scale, n_heads)
-    q = rope_cache(qkv, cos, sin, rope_k, rope_v, pos, n_heads)
+    row = slice(offset, offset + 1)  # what the op must have used
+    q = rope_cache(qkv, cos[row], sin[row], rope_k, rope_v, pos, n_heads)
     ref = rope_attention_decode_torch(
         qkv, cos, sin, torch_k, torch_v, sinks, pos, window, scale, n_heads
     )
@@ -108,6 +110,20 @@ def test_merge_in_chunks(device) -> None:
     _check(device, 2500, 32768, 0, 8, 1, head_dim=64)
 
 
+def test_merge_ignores_what_empty_splits_left(device, monkeypatch) -> None:
+    """An empty split stores only its max (-inf): whatever its l and acc slots hold must not
+    reach the output (here the scratch starts out as NaN)."""
+    real_empty = torch.empty
+
+    def poisoned(*args, **kwargs):
+        out = real_empty(*args, **kwargs)
+        return out.fill_(float("nan")) if out.is_floating_point() else out
+
+    monkeypatch.setattr(torch, "empty", poisoned)
+    for offset in (0, 70):  # no split holds keys; 2 of 4 splits hold keys
+        _check(device, offset, 2048, 0, 4, 2)
+
+
 @pytest.mark.parametrize(("slots", "window"), [(64, 0), (2048, 0)])
 def test_repeated_calls_are_identical(device, slots, window) -> None:
     """The merge's arrival counters return to zero: a second call (as a graph replay would)
@@ -126,6 +142,8 @@ def test_rejects_bad_shapes(device) -> None:
         rope_attention_decode(qkv.repeat(2, 1), cos, sin, k, v, sinks, pos, 0, 0.25, 4)
     with pytest.raises(ValueError, match="does not fit"):
         rope_attention_decode(qkv, cos, sin, k, v, sinks, pos, 0, 0.25, 3)
+    with pytest.raises(ValueError, match="rotary tables"):  # a row of each, not the tables
+        rope_attention_decode(qkv, cos[3], sin[3], k, v, sinks, pos, 0, 0.25, 4)
 
 
 # --- full gpt-oss-20b shapes on a GPU ----------------------------------------------------------
