@@ -54,7 +54,7 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
     }
     guarded = {name: _bf16_only(fn, getattr(base, name)) for name, fn in kernels.items()}
     return replace(base, name="triton", graph_safe_decode=True, graph_safe_prefill=True,
-                   sample=_sample, **guarded)  # fmt: skip
+                   sample=_sample, sample_into=_sample_into, **guarded)  # fmt: skip
 
 
 def _sample(
@@ -66,6 +66,27 @@ def _sample(
 
     pick = argmax if logits.is_cuda else torch.argmax
     return sample_with(pick, logits, temperature, top_p, generator)
+
+
+def _sample_into(
+    logits: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    generator: torch.Generator | None,
+    token: torch.Tensor,
+    table: torch.Tensor | None,
+    row: torch.Tensor,
+) -> None:
+    """`ops.sample_into_torch` with `_sample`; greedy on CUDA is one launch: the argmax's last
+    program writes the id and copies its embedded row (three launches before)."""
+    from gptoss_chat.kernels.argmax import argmax_into
+
+    if logits.is_cuda and temperature <= 0 and logits.dtype == torch.float32:
+        argmax_into(logits, token, table, row if table is not None else None)
+        return
+    token.copy_(_sample(logits, temperature, top_p, generator))
+    if table is not None:
+        row.copy_(table.index_select(0, token))
 
 
 def _bf16_only(kernel: Callable[..., Any], fallback: Callable[..., Any]) -> Callable[..., Any]:

@@ -4,8 +4,9 @@ torch.argmax over the 201,088 logits takes ~9 us on an H100 (one of the few laun
 step that is neither a weight stream nor overlapped with one). Here each of ~100 programs finds
 the largest value of its slice (and the first index holding it), writes that pair, and takes a
 ticket from an arrival counter; the program that draws the last ticket reduces the pairs in
-program order, writes the index and resets the counter (one a device: launches on one stream
-never overlap here). No second launch, no host sync (it runs inside the decode step's CUDA
+program order, writes the index (and, for greedy decoding, copies that id's embedded row into
+the next step's input: `argmax_into`) and resets the counter (one a device: launches on one
+stream never overlap here). No second launch, no host sync (it runs inside the decode step's CUDA
 graph), and the same answer as torch.argmax: the first index of the largest value.
 NaN counts as the largest value, as in torch (a row holding both NaN and +inf may name the +inf).
 """
@@ -25,7 +26,8 @@ _STEPS = 2  # blocks a program: ~100 programs over gpt-oss's vocabulary
 @triton.jit
 def _argmax_kernel(x_ptr, value_ptr, index_ptr, counter_ptr, out_ptr, V,
                    PROGRAMS: tl.constexpr, PROGRAMS_PAD: tl.constexpr, BLOCK: tl.constexpr,
-                   STEPS: tl.constexpr):  # fmt: skip
+                   STEPS: tl.constexpr, table_ptr=None, row_ptr=None, H: tl.constexpr = 0,
+                   H_PAD: tl.constexpr = 1):  # fmt: skip
     pid = tl.program_id(0)
     lanes = tl.arange(0, BLOCK)
     best_value = float("-inf")
@@ -50,23 +52,54 @@ def _argmax_kernel(x_ptr, value_ptr, index_ptr, counter_ptr, out_ptr, V,
                          cache_modifier=".cg")  # fmt: skip
         indices = tl.load(index_ptr + slots, mask=slots < PROGRAMS, other=V, cache_modifier=".cg")
         top = tl.max(values, axis=0)
-        tl.store(out_ptr, tl.min(tl.where(values == top, indices, V), axis=0).to(tl.int64))
+        best = tl.min(tl.where(values == top, indices, V), axis=0)
+        tl.store(out_ptr, best.to(tl.int64))
+        if H > 0:  # the chosen id's embedded row: the next decode step's input
+            cols = tl.arange(0, H_PAD)
+            row = tl.load(table_ptr + best.to(tl.int64) * H + cols, mask=cols < H)
+            tl.store(row_ptr + cols, row, mask=cols < H)
         tl.atomic_xchg(counter_ptr, 0)  # zero again for the next call / graph replay
 
 
 def argmax(x: torch.Tensor) -> torch.Tensor:
     """x [V] float32 -> 0-dim int64 index of its largest value (the first one), like
     torch.argmax(x), without a host sync."""
+    out = torch.empty((), dtype=torch.int64, device=x.device)
+    argmax_into(x, out)
+    return out
+
+
+def argmax_into(
+    x: torch.Tensor,
+    out: torch.Tensor,
+    table: torch.Tensor | None = None,
+    row_out: torch.Tensor | None = None,
+) -> None:
+    """`argmax` written into `out` (one int64); with `table` [V', H], also table[id] into
+    `row_out` ([1, H] or [H], the table's dtype), in the same launch: greedy decoding's sample,
+    the id's copy and its embedding gather were three launches."""
     if x.dim() != 1 or x.dtype != torch.float32 or not x.is_contiguous() or x.numel() == 0:
         raise ValueError(f"argmax takes a non-empty contiguous float32 row, got {x.dtype} "
                          f"{tuple(x.shape)}")  # fmt: skip
+    if out.numel() != 1 or out.dtype != torch.int64:
+        raise ValueError(f"argmax writes one int64, got {out.dtype} {tuple(out.shape)}")
+    gather: dict = {}
+    if table is not None:
+        contiguous = table.is_contiguous() and row_out is not None and row_out.is_contiguous()
+        if row_out is None or table.dim() != 2 or not contiguous:
+            raise ValueError("argmax_into gathers from a contiguous [V, H] table into row_out")
+        if row_out.numel() != table.shape[1] or row_out.dtype != table.dtype:
+            raise ValueError(f"row_out {row_out.dtype} {tuple(row_out.shape)} does not hold "
+                             f"a row of the {table.dtype} table {tuple(table.shape)}")  # fmt: skip
+        hidden = table.shape[1]
+        gather = dict(table_ptr=table, row_ptr=row_out, H=hidden,
+                      H_PAD=triton.next_power_of_2(hidden))  # fmt: skip
     n = x.numel()
     programs = triton.cdiv(n, _BLOCK * _STEPS)
     values = torch.empty(programs, dtype=torch.float32, device=x.device)
     indices = torch.empty(programs, dtype=torch.int32, device=x.device)
-    out = torch.empty((), dtype=torch.int64, device=x.device)
     _argmax_kernel[(programs,)](
         x, values, indices, arrival_counters(x.device, 0, 1, "argmax"), out, n, PROGRAMS=programs,
         PROGRAMS_PAD=triton.next_power_of_2(programs), BLOCK=_BLOCK, STEPS=_STEPS, num_warps=4,
+        **gather,
     )  # fmt: skip
-    return out

@@ -4,8 +4,9 @@ Unpipelined (`GPTOSS_PIPELINE=0`, `LocalGenerator._steps`) the host waits for ea
 (`int(sample)`), hands it to the consumer, embeds it and only then launches the next step, and
 the GPU idles through all of it: ~50 us a token on an H100 with an empty consumer, more behind a
 UI thread. Here one step is: forward the row in `hidden` (the decode graph), sample the next id
-into the device buffer `token` (`ops.sample`, which never syncs), gather that id's embedded row
-into `hidden` when the embedding table is on the device, and copy the id into pinned host memory
+into the device buffer `token` and gather that id's embedded row into `hidden` when the
+embedding table is on the device (`ops.sample_into`, which never syncs; greedy with the kernels
+is one launch), and copy the id into pinned host memory
 behind an event. The loop launches step N+1 *before* it waits for token N, so the GPU always has
 a step queued. With the table on the host the row can only be gathered once token N is on the
 host: then step N+1 is launched right after the wait, before the consumer sees token N, and the
@@ -194,9 +195,9 @@ class PipelinedDecode:
 
     def _sample_eagerly(self, logits: torch.Tensor) -> None:
         temperature, top_p, rng = self._sampling
-        self.token.copy_(self.model.ops.sample(logits[0], temperature, top_p, rng))
-        if self.feeds_on_device:
-            self.hidden.copy_(self.model.weights.embedding.index_select(0, self.token))  # [1, H]
+        table = self.model.weights.embedding if self.feeds_on_device else None
+        self.model.ops.sample_into(logits[0], temperature, top_p, rng, self.token, table,
+                                   self.hidden)  # fmt: skip
 
     def _tail(self, logits: torch.Tensor) -> torch.cuda.CUDAGraph | None:
         """The captured sampling for the current setting when `logits` is the decode graph's

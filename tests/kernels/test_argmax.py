@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gptoss_chat.kernels import build_ops
-from gptoss_chat.kernels.argmax import argmax
+from gptoss_chat.kernels.argmax import argmax, argmax_into
 from gptoss_chat.model.ops import TORCH_OPS
 
 
@@ -54,6 +54,26 @@ def test_rejects_what_it_cannot_take(device) -> None:
         argmax(torch.zeros(8, dtype=torch.bfloat16, device=device))
 
 
+def test_into_writes_the_id_and_gathers_its_row(device) -> None:
+    """Greedy decoding's tail in one launch: the id into a [1] buffer and its embedded row
+    (bf16, a width that is not a power of two) into the next step's input."""
+    table = torch.randn(6000, 40, generator=torch.Generator().manual_seed(0)).to(device)
+    table = table.to(torch.bfloat16)
+    token = torch.zeros(1, dtype=torch.int64, device=device)
+    hidden = torch.zeros(1, 40, dtype=torch.bfloat16, device=device)
+    for seed in (1, 2):
+        row = _row(6000, seed, device)
+        argmax_into(row, token, table, hidden)
+        expected = torch.argmax(row).item()
+        assert token.item() == expected and torch.equal(hidden[0], table[expected])
+    argmax_into(_row(6000, 3, device), token)  # no table: the id only
+    assert token.item() == torch.argmax(_row(6000, 3, device)).item()
+    with pytest.raises(ValueError, match="does not hold"):
+        argmax_into(row, token, table, hidden[:, :20])
+    with pytest.raises(ValueError, match="one int64"):
+        argmax_into(row, token.int(), table, hidden)
+
+
 @pytest.mark.gpu
 def test_vocabulary_row_in_a_cuda_graph() -> None:
     """gpt-oss's 201,088 logits, captured in a CUDA graph and replayed over new values."""
@@ -82,3 +102,23 @@ def test_kernel_sampler_draws_the_reference_ids(temperature, top_p) -> None:
         logits = _row(201088, seed, dev) * 4
         expected = TORCH_OPS.sample(logits, temperature, top_p, theirs)
         assert ops.sample(logits, temperature, top_p, ours).item() == expected.item()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(("temperature", "top_p"), [(0.0, 1.0), (0.8, 0.9)])
+def test_kernel_sample_into_matches_the_reference(temperature, top_p) -> None:
+    """build_ops' sample_into (greedy: one launch that also gathers the row) writes the ids and
+    rows of the reference's, from the same generator state."""
+    dev = torch.device("cuda")
+    ops = build_ops(TORCH_OPS, dev)
+    table = torch.randn(201088, 2880, device=dev).to(torch.bfloat16)
+    ours, theirs = torch.Generator(dev).manual_seed(3), torch.Generator(dev).manual_seed(3)
+    (token, row), (ref_token, ref_row) = (
+        (torch.zeros(1, dtype=torch.int64, device=dev), torch.zeros(1, 2880, device=dev).bfloat16())
+        for _ in range(2)
+    )
+    for seed in range(10):
+        logits = _row(201088, seed, dev) * 4
+        ops.sample_into(logits, temperature, top_p, ours, token, table, row)
+        TORCH_OPS.sample_into(logits, temperature, top_p, theirs, ref_token, table, ref_row)
+        assert torch.equal(token, ref_token) and torch.equal(row, ref_row)
