@@ -19,7 +19,8 @@ The launches after the router's:
 Routing: `moe_experts` takes ids and weights; `moe_experts_from_logits` takes the router's
 logits (router.py) and lets every program pick its own expert (top-k of 32 values, softmax over
 the k), which saves the top-k launch. With programmatic dependent launch (Hopper), mlp1 comes up
-while the router runs and mlp2 requests its first codes while mlp1 finishes.
+while the router runs, mlp2 requests its first codes while mlp1 finishes, and the combining
+launch is already resident, waiting, when mlp2 ends.
 
 Measured on an H100 (2026-11-22, 8 layers' experts in turn inside a CUDA graph): the whole MoE
 32.9 us (mlp1 18.3 us at 1.93 TB/s, mlp2 11.4 us), against 45.5 us for the float kernels this
@@ -153,7 +154,13 @@ def _mlp2_kernel(
     PIPE: tl.constexpr = 0,
     PDL: tl.constexpr = False,
     XG: tl.constexpr = 32,
+    TRIGGER: tl.constexpr = False,
 ):
+    # The combining launch (PDL) may come up now and wait for us: its programs are resident
+    # when mlp2 ends, and it lets the next layer's qkv projection come up too. Triggering
+    # after the dot instead: 554 against 558-560 tok/s at 1k on an H100 (2026-11-22).
+    if TRIGGER:
+        let_next_kernel_start(PDL)
     # With PDL this program may run while mlp1 finishes: the routing (the router's logits, two
     # launches back and complete before mlp1 started) and the first codes come before the wait
     # in mxfp4_fixed_row_dot; mlp1's activations and every store come after it.
@@ -173,10 +180,11 @@ def _mlp2_kernel(
 @triton.jit
 def _combine_kernel(part_ptr, out_ptr, H: tl.constexpr, K_SEL: tl.constexpr, BLOCK: tl.constexpr,
                     residual_ptr=None, RESIDUAL: tl.constexpr = False,
-                    PDL: tl.constexpr = False):  # fmt: skip
+                    PDL: tl.constexpr = False, WAIT: tl.constexpr = False):  # fmt: skip
     """out[t] = sum over the k slots of part[t*k + slot], in slot order (deterministic), rounded
     to bf16; with RESIDUAL, + residual[t] rounded again (what `x + moe(x)` in bf16 gives)."""
     let_next_kernel_start(PDL)  # the next layer's qkv projection may start streaming weights
+    wait_for_previous_kernel(WAIT)  # launched as mlp2's dependent: the partials come after this
     token = tl.program_id(0)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     ok = cols < H
@@ -354,7 +362,7 @@ def _launch(
         _mlp2_tuned[grid2](
             aq.view(torch.int32), as_, ids, gates, w2, mlp2_scales, mlp2_bias, part, table,
             H=hidden, INTER=inter, USE_ASM=use_asm, **routing, **k_arg, PDL=pdl, launch_pdl=pdl,
-            XG=out_group,
+            XG=out_group, TRIGGER=pdl,
         )  # fmt: skip
     else:  # the interpreter runs programs one by one: few, large programs are fastest
         block_g = min(8, triton.next_power_of_2(min(hidden, inter) // 32))
@@ -370,9 +378,13 @@ def _launch(
             **routing, **k_arg, XG=out_group,
         )  # fmt: skip
     block = 1024 if x.is_cuda else triton.next_power_of_2(hidden)
+    # mlp2's dependent (PDL, triggered at mlp2's start): on an H100 (2026-11-22) a plain launch
+    # after mlp2 decoded 551-553 tok/s at 1k and 473-474 at 32k, this 558 and 479-481.
+    after_mlp2 = x.is_cuda and pdl_enabled(x) and use_asm
     _combine_kernel[(n_tokens, triton.cdiv(hidden, block))](
         part, out, H=hidden, K_SEL=k_sel, BLOCK=block, num_warps=4,
         residual_ptr=residual, RESIDUAL=residual is not None, PDL=pdl_enabled(x),
+        WAIT=after_mlp2, **({"launch_pdl": True} if after_mlp2 else {}),
     )  # fmt: skip
     return out
 
