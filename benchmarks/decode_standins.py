@@ -102,7 +102,10 @@ def _mlp1_standin(ids_ptr, blocks_ptr, scales_ptr, aq_ptr, as_ptr, H: tl.constex
 @triton.jit
 def _mlp2_standin(ids_ptr, blocks_ptr, scales_ptr, part_ptr, H: tl.constexpr,
                   INTER: tl.constexpr, K_SEL: tl.constexpr, E: tl.constexpr, E_PAD: tl.constexpr,
-                  K_PAD: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr):  # fmt: skip
+                  K_PAD: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr,
+                  TRIGGER: tl.constexpr):  # fmt: skip
+    if TRIGGER:  # as mlp2: the combining launch comes up at once
+        let_next_kernel_start(PDL)
     pair = tl.program_id(0)
     expert, _ = select_expert(ids_ptr, pair // K_SEL, pair % K_SEL, E, E_PAD, K_SEL, K_PAD)
     expert = expert.to(tl.int64)
@@ -145,8 +148,9 @@ def _attention_standin(qkv_ptr, out_ptr, G: tl.constexpr, D: tl.constexpr, PDL: 
 
 @triton.jit
 def _combine_standin(out_ptr, residual_ptr, H: tl.constexpr, BLOCK: tl.constexpr,
-                     PDL: tl.constexpr):  # fmt: skip
+                     PDL: tl.constexpr, WAIT: tl.constexpr):  # fmt: skip
     let_next_kernel_start(PDL)
+    wait_for_previous_kernel(WAIT)  # as the real one: mlp2's dependent
     row = tl.program_id(0) * H
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     kept = tl.load(residual_ptr + row + cols, mask=cols < H)
@@ -183,7 +187,7 @@ class _Swap:
         _mlp2_standin[(pairs, triton.cdiv(kw["H"], block_n))](
             ids, blocks, scales, part, H=kw["H"], INTER=kw["INTER"], K_SEL=kw["K_SEL"],
             E=kw["E"], E_PAD=kw["E_PAD"], K_PAD=kw["K_PAD"], BLOCK_N=block_n, PDL=kw["PDL"],
-            launch_pdl=kw["PDL"], num_warps=4,
+            TRIGGER=kw.get("TRIGGER", False), launch_pdl=kw["PDL"], num_warps=4,
         )  # fmt: skip
 
     def _router(self, grid, args, kw):
@@ -200,8 +204,10 @@ class _Swap:
                                  launch_pdl=kw["launch_pdl"], num_warps=4)  # fmt: skip
 
     def _combine(self, grid, args, kw):
+        launch = {"launch_pdl": True} if kw.get("launch_pdl") else {}
         _combine_standin[grid](args[1], kw["residual_ptr"], H=kw["H"], BLOCK=kw["BLOCK"],
-                               PDL=kw["PDL"], num_warps=4)  # fmt: skip
+                               PDL=kw["PDL"], WAIT=kw.get("WAIT", False), num_warps=4,
+                               **launch)  # fmt: skip
 
 
 SITES = {
