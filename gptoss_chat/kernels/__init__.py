@@ -80,13 +80,12 @@ def _sample_into(
     """`ops.sample_into_torch` with `_sample`; greedy on CUDA is one launch: the argmax's last
     program writes the id and copies its embedded row (three launches before)."""
     from gptoss_chat.kernels.argmax import argmax_into
+    from gptoss_chat.model.ops import sample_into_torch
 
     if logits.is_cuda and temperature <= 0 and logits.dtype == torch.float32:
         argmax_into(logits, token, table, row if table is not None else None)
-        return
-    token.copy_(_sample(logits, temperature, top_p, generator))
-    if table is not None:
-        row.copy_(table.index_select(0, token))
+    else:
+        sample_into_torch(logits, temperature, top_p, generator, token, table, row, _sample)
 
 
 def _bf16_only(kernel: Callable[..., Any], fallback: Callable[..., Any]) -> Callable[..., Any]:

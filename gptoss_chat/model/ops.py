@@ -529,8 +529,10 @@ def sample_into_torch(
     token: torch.Tensor,
     table: torch.Tensor | None,
     row: torch.Tensor,
+    sample: SampleOp = sample_torch,
 ) -> None:
-    token.copy_(sample_torch(logits, temperature, top_p, generator))
+    """`SampleIntoOp` from a `SampleOp` (the reference's by default)."""
+    token.copy_(sample(logits, temperature, top_p, generator))
     if table is not None:
         row.copy_(table.index_select(0, token))
 
