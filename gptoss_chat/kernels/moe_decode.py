@@ -364,18 +364,19 @@ def _launch(
             H=hidden, INTER=inter, USE_ASM=use_asm, **routing, **k_arg, PDL=pdl, launch_pdl=pdl,
             XG=out_group, TRIGGER=pdl,
         )  # fmt: skip
-    else:  # the interpreter runs programs one by one: few, large programs are fastest
+    else:  # the interpreter runs programs one by one: few, large programs are fastest (and
+        # with PIPE=1, the GPU's look-ahead loop)
         block_g = min(8, triton.next_power_of_2(min(hidden, inter) // 32))
         _mlp1_kernel[(pairs, inter // out_group)](
             xq.view(torch.int32), xs, ids, w1, mlp1_scales, mlp1_bias, aq, as_, table,
             float(swiglu_limit), H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_G=block_g,
-            USE_ASM=use_asm, **routing, OUT=out_group,
+            USE_ASM=use_asm, **routing, OUT=out_group, PIPE=1,
         )  # fmt: skip
         block_n = min(64, triton.next_power_of_2(hidden))
         _mlp2_kernel[(pairs, triton.cdiv(hidden, block_n))](
             aq.view(torch.int32), as_, ids, gates, w2, mlp2_scales, mlp2_bias, part, table,
             H=hidden, INTER=inter, BLOCK_N=block_n, BLOCK_G=block_g, USE_ASM=use_asm,
-            **routing, **k_arg, XG=out_group,
+            **routing, **k_arg, XG=out_group, PIPE=1,
         )  # fmt: skip
     block = 1024 if x.is_cuda else triton.next_power_of_2(hidden)
     # mlp2's dependent (PDL, triggered at mlp2's start): on an H100 (2026-11-22) a plain launch
