@@ -351,8 +351,8 @@ def _launch(
     w1 = mlp1_blocks.view(torch.int32)
     w2 = mlp2_blocks.view(torch.int32)
     k_arg = {"K_SEL": k_sel} if routing else {}
+    pdl = pdl_enabled(x) and use_asm  # False off CUDA
     if x.is_cuda:
-        pdl = pdl_enabled(x) and use_asm
         _mlp1_tuned[(pairs, inter // out_group)](
             xq.view(torch.int32), xs, ids, w1, mlp1_scales, mlp1_bias, aq, as_, table,
             float(swiglu_limit), H=hidden, INTER=inter, K_SEL=k_sel, USE_ASM=use_asm, **routing,
@@ -381,11 +381,10 @@ def _launch(
     block = 1024 if x.is_cuda else triton.next_power_of_2(hidden)
     # mlp2's dependent (PDL, triggered at mlp2's start): on an H100 (2026-11-22) a plain launch
     # after mlp2 decoded 551-553 tok/s at 1k and 473-474 at 32k, this 558 and 479-481.
-    after_mlp2 = x.is_cuda and pdl_enabled(x) and use_asm
     _combine_kernel[(n_tokens, triton.cdiv(hidden, block))](
         part, out, H=hidden, K_SEL=k_sel, BLOCK=block, num_warps=4,
         residual_ptr=residual, RESIDUAL=residual is not None, PDL=pdl_enabled(x),
-        WAIT=after_mlp2, **({"launch_pdl": True} if after_mlp2 else {}),
+        WAIT=pdl, **({"launch_pdl": True} if pdl else {}),
     )  # fmt: skip
     return out
 
