@@ -3,9 +3,10 @@
     PYTHONPATH=/tmp/t36/site:$PWD python benchmarks/compile_sm90.py
 
 Uses Triton's ASTSource + GPUTarget("cuda", 90, 32) as benchmarks/sass_count.py does, at the
-gpt-oss-20b shapes the engine launches: the full layer (S = 131072, 64 splits, the last-program
-merge) and the sliding layer (S = 8320, window 128, one split). Prints one JSON line per shape:
-registers, stack/local (spill) bytes, shared memory and the SASS instruction count.
+gpt-oss-20b shapes the engine launches: the full layer (S = 131072, 64 splits, the two-level
+last-program merge) and the sliding layer (S = 8320, window 128, one split). Prints one JSON line
+per shape: registers, stack/local (spill) bytes, static and dynamic shared memory and the SASS
+instruction count.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ def compile_case(slots: int, window: int) -> dict:
     splits = decode_splits(slots, window)
     one_tile = splits == 1 and fused._BLOCK_S < window <= fused._WINDOW_TILE  # as the launcher
     block_s, warps = (triton.next_power_of_2(window), 8) if one_tile else (fused._BLOCK_S, 4)
+    group = fused._MERGE_GROUP if splits > fused._MERGE_GROUP else 0  # as the launcher
     constexprs = {"HQ": 64, "HKV": 8, "G": 8, "G_PAD": 16, "G_C": 8, "D": 64, "WINDOW": window,
                   "SPLITS": splits, "BLOCK_S": block_s,
                   "CHUNK": max(1, min(splits, fused._COMBINE_ELEMENTS // (8 * 64))),
-                  "UPCAST": False, "PDL": True}  # fmt: skip
+                  "UPCAST": False, "PDL": True, "GROUP": group}  # fmt: skip
     signature = {name: POINTERS.get(name, "constexpr") for name in fn.arg_names}
     attrs = {(i,): [["tt.divisibility", 16]] for i, kind in enumerate(signature.values())
              if kind.startswith("*")}  # fmt: skip
@@ -61,6 +63,7 @@ def compile_case(slots: int, window: int) -> dict:
     return {"kernel": "rope_attention_decode", "triton": triton.__version__, "slots": slots,
             "window": window, "splits": splits,
             **{k.lower(): int(v) for k, v in resources.items()},
+            "dynamic_shared": compiled.metadata.shared,
             "sass_instructions": text.count(";"),
             "griddepcontrol": "griddepcontrol" in compiled.asm["ptx"]}  # fmt: skip
 

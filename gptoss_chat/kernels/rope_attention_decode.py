@@ -16,7 +16,10 @@ partials and their combine). Program (kv head h, split s) of a (Hkv, SPLITS) gri
    partials in a fixed order (chunks of consecutive splits, in index order, each summed by the
    same reduction tree: the result does not depend on which program finished last), adds the
    sink and the current token, writes the output and resets the counter for the next call. No
-   second launch.
+   second launch. With more than `_MERGE_GROUP` live splits (a long context) the merge has two
+   levels: the last program of each group of `_MERGE_GROUP` consecutive splits merges the
+   group into one partial while other splits still stream, and the last group's merger merges
+   those few (each group in split order, the groups in group order: still a fixed order).
 
 Why this is race-free: the splits cover only the keys already in the cache, positions
 max(offset - W + 1, 0) .. offset - 1 (all of 0 .. offset - 1 for full layers). The current
@@ -59,8 +62,16 @@ _WINDOW_TILE = 128
 """Sliding windows up to this many keys are scored as one [window, D] tile by 8 warps, requested
 whole before the PDL wait, instead of two dependent 64-key steps: on an H100 (2026-11-22)
 decode went from 516-517 to 523-525 tok/s after a 1k prompt and 447 to 452-453 at 32k."""
-_COMBINE_ELEMENTS = 8192
-"""Partial-accumulator values the merging program loads at once ([G_C, chunk, D] float32)."""
+_COMBINE_ELEMENTS = 4096
+"""Partial-accumulator values of one chunk of the final merge ([G_C, chunk, D] float32: 8 splits
+at gpt-oss's shapes). Two chunks are in registers at once (the next one is requested before the
+current is summed), 127 registers a thread: 4 programs an SM, as with one 16-split chunk before;
+8192 (two 16-split chunks) takes 181."""
+_MERGE_GROUP = 16
+"""A kv head with more live splits than this merges them in two levels (module docstring, step
+4). At 32k context (64 live splits, 4 groups) the launch alone went from 31.4 to 29.8 us on an H100
+and decode from 480.4 / 481.1 to 484.9 / 484.7 tok/s (2026-11-22); groups of 8 split the same
+29.9 us but cost ~1.4 us at 1k (16 live splits, two levels instead of one)."""
 
 
 @triton.jit
@@ -91,43 +102,81 @@ def _finish(acc, l_sum, m_max, sink, s_new, v_new, out_ptrs, mask):
 
 
 @triton.jit
+def _partials(m_ptr, l_ptr, acc_ptr, kv_head, s_first, live, g, g_ok, d,
+              ROWS: tl.constexpr, BASE: tl.constexpr, G: tl.constexpr, D: tl.constexpr,
+              CHUNK: tl.constexpr):  # fmt: skip
+    """Splits s_first .. s_first + CHUNK - 1 (those < live) of one kv head: their maxima and sums
+    [G_C, CHUNK] and weighted values [G_C, CHUNK, D], all requested at once (every live split
+    stored all three). ".cg" loads skip L1, which is not coherent with the other SMs' stores."""
+    c = tl.arange(0, CHUNK)
+    at = (kv_head * ROWS + BASE + s_first + c[None, :]) * G + g[:, None]  # [G_C, CHUNK]
+    taken = g_ok[:, None] & (s_first + c < live)[None, :]
+    m_c = tl.load(m_ptr + at, mask=taken, other=float("-inf"), cache_modifier=".cg")
+    l_c = tl.load(l_ptr + at, mask=taken, other=0.0, cache_modifier=".cg")
+    acc_c = tl.load(acc_ptr + at[:, :, None] * D + d[None, None, :], mask=taken[:, :, None],
+                    other=0.0, cache_modifier=".cg")  # fmt: skip
+    return m_c, l_c, acc_c
+
+
+@triton.jit
+def _merge_group(m_ptr, l_ptr, acc_ptr, kv_head, group, live, G: tl.constexpr, G_C: tl.constexpr,
+                 D: tl.constexpr, SPLITS: tl.constexpr, ROWS: tl.constexpr,
+                 GROUP: tl.constexpr):  # fmt: skip
+    """Splits group * GROUP .. + GROUP - 1 (those < live) of one kv head as one partial (max,
+    sum, weighted values), stored in scratch row SPLITS + group for the final merge."""
+    g = tl.arange(0, G_C)
+    g_ok = g < G
+    d = tl.arange(0, D)
+    m_c, l_c, acc_c = _partials(m_ptr, l_ptr, acc_ptr, kv_head, group * GROUP, live, g, g_ok, d,
+                                ROWS, 0, G, D, GROUP)  # fmt: skip
+    m_g = tl.max(m_c, axis=1)  # [G_C]; -inf if no split of the group had keys
+    w = tl.exp(m_c - tl.where(m_g > float("-inf"), m_g, 0.0)[:, None])
+    row = (kv_head * ROWS + SPLITS + group) * G + g
+    tl.store(m_ptr + row, m_g, mask=g_ok)
+    tl.store(l_ptr + row, tl.sum(l_c * w, axis=1), mask=g_ok)
+    tl.store(acc_ptr + row[:, None] * D + d[None, :], tl.sum(acc_c * w[:, :, None], axis=1),
+             mask=g_ok[:, None])  # fmt: skip
+
+
+@triton.jit
 def _merge_splits(qkv_ptr, cos_ptr, sin_ptr, k_new, v_new, sinks_ptr, m_ptr, l_ptr, acc_ptr,
                   out_ptr, kv_head, sm_scale, live, HQ: tl.constexpr, G: tl.constexpr,
-                  G_C: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr,
-                  CHUNK: tl.constexpr):  # fmt: skip
-    """The merge of one kv head's first `live` partials (of SPLITS), in split order, with the
-    sink and the current token. It works on G_C = next_power_of_2(G) rows rather than the 16 a
-    tl.dot needs, so a [G_C, CHUNK, D] block of partials takes half the registers at gpt-oss's
-    G = 8 (q is rotated again in that shape; the rounding is the same). ".cg" loads skip L1,
-    which is not coherent with the other SMs' stores."""
+                  G_C: tl.constexpr, D: tl.constexpr, ROWS: tl.constexpr,
+                  BASE: tl.constexpr, CHUNK: tl.constexpr):  # fmt: skip
+    """The merge of one kv head's first `live` partials (scratch rows BASE .. BASE + live - 1 of
+    the head's ROWS), in row order, with the sink and the current token, as an online softmax
+    over chunks of CHUNK rows. A chunk's three loads go out together, and the next chunk's are
+    requested before this one is summed. Before, the merge first loaded every split's max, then
+    each chunk's maxima, then its sums and values masked by those maxima: three dependent round
+    trips for one chunk (the launch alone at 1k, 16 splits: 5.3 against 5.7 us on an H100).
+    A long flat merge stays one round trip per chunk (64 splits: 31.4 us as before), which is
+    why long contexts merge in two levels. It works on G_C = next_power_of_2(G) rows rather than
+    the 16 a tl.dot needs, so a chunk takes half the registers at gpt-oss's G = 8 (q is rotated
+    again in that shape; the rounding is the same)."""
     g = tl.arange(0, G_C)
     g_ok = g < G
     heads = kv_head * G + g  # [G_C]
     d = tl.arange(0, D)
+    m_c, l_c, acc_c = _partials(m_ptr, l_ptr, acc_ptr, kv_head, 0, live, g, g_ok, d, ROWS, BASE,
+                                G, D, CHUNK)  # fmt: skip
     q = _rotated(qkv_ptr + heads[:, None] * D, g_ok[:, None], cos_ptr, sin_ptr, D)
     s_new = tl.sum(q.to(tl.float32) * k_new.to(tl.float32), axis=1) * sm_scale  # [G_C]
     sink = tl.load(sinks_ptr + heads, mask=g_ok, other=0.0)
-    sp = tl.arange(0, SPLITS)
-    rows = (kv_head * SPLITS + sp[None, :]) * G + g[:, None]  # [G_C, SPLITS]
-    m_all = tl.load(m_ptr + rows, mask=g_ok[:, None] & (sp < live)[None, :], other=float("-inf"),
-                    cache_modifier=".cg")  # fmt: skip
-    m_max = tl.maximum(tl.maximum(tl.max(m_all, axis=1), sink), s_new)
-    l_tot = tl.zeros([G_C], dtype=tl.float32)
-    acc_tot = tl.zeros([G_C, D], dtype=tl.float32)
-    c = tl.arange(0, CHUNK)
-    for s_first in range(0, live, CHUNK):
-        at = (kv_head * SPLITS + s_first + c[None, :]) * G + g[:, None]  # [G_C, CHUNK]
-        taken = g_ok[:, None] & (s_first + c < live)[None, :]
-        m_c = tl.load(m_ptr + at, mask=taken, other=float("-inf"), cache_modifier=".cg")
-        scored = m_c > float("-inf")  # an empty split stored only its m: load nothing else
-        l_c = tl.load(l_ptr + at, mask=scored, other=0.0, cache_modifier=".cg")
-        acc_c = tl.load(acc_ptr + at[:, :, None] * D + d[None, None, :], mask=scored[:, :, None],
-                        other=0.0, cache_modifier=".cg")  # fmt: skip
-        w = tl.exp(m_c - m_max[:, None])  # [G_C, CHUNK], 0 for empty splits
-        l_tot += tl.sum(l_c * w, axis=1)
-        acc_tot += tl.sum(acc_c * w[:, :, None], axis=1)
+    m_run = tl.maximum(sink, s_new)  # finite: an empty split's -inf weighs exp(-inf) = 0
+    l_run = tl.zeros([G_C], dtype=tl.float32)
+    acc_run = tl.zeros([G_C, D], dtype=tl.float32)
+    for s_next in range(CHUNK, live + CHUNK, CHUNK):  # the last round requests nothing
+        m_n, l_n, acc_n = _partials(m_ptr, l_ptr, acc_ptr, kv_head, s_next, live, g, g_ok, d,
+                                    ROWS, BASE, G, D, CHUNK)  # fmt: skip
+        m_new = tl.maximum(m_run, tl.max(m_c, axis=1))
+        alpha = tl.exp(m_run - m_new)
+        w = tl.exp(m_c - m_new[:, None])  # [G_C, CHUNK]
+        l_run = l_run * alpha + tl.sum(l_c * w, axis=1)
+        acc_run = acc_run * alpha[:, None] + tl.sum(acc_c * w[:, :, None], axis=1)
+        m_run = m_new
+        m_c, l_c, acc_c = m_n, l_n, acc_n
     out_ptrs = out_ptr + heads[:, None] * D + d[None, :]
-    _finish(acc_tot, l_tot, m_max, sink, s_new, v_new, out_ptrs, g_ok[:, None])
+    _finish(acc_run, l_run, m_run, sink, s_new, v_new, out_ptrs, g_ok[:, None])
 
 
 @triton.jit
@@ -139,10 +188,10 @@ def _rope_attention_decode_kernel(
     v_ptr,  # [S, HKV, D] bf16 cache
     sinks_ptr,  # [HQ] float32
     offset_ptr,  # [] int64: position of the new token
-    m_ptr,  # [HKV, SPLITS, G] float32 scratch
-    l_ptr,  # [HKV, SPLITS, G] float32 scratch
-    acc_ptr,  # [HKV, SPLITS, G, D] float32 scratch
-    counter_ptr,  # [HKV] int32, zero between calls
+    m_ptr,  # [HKV, SPLITS + SPLITS / GROUP, G] float32 scratch (splits, then groups)
+    l_ptr,  # [HKV, SPLITS + SPLITS / GROUP, G] float32 scratch
+    acc_ptr,  # [HKV, SPLITS + SPLITS / GROUP, G, D] float32 scratch
+    counter_ptr,  # [HKV, 1 + SPLITS / GROUP] int32, zero between calls
     out_ptr,  # [HQ * D] bf16
     sm_scale,
     S,
@@ -158,6 +207,7 @@ def _rope_attention_decode_kernel(
     CHUNK: tl.constexpr,
     UPCAST: tl.constexpr,
     PDL: tl.constexpr = False,
+    GROUP: tl.constexpr = 0,  # two-level merge groups (`_MERGE_GROUP`), 0: one level
 ):
     kv_head = tl.program_id(0)
     split = tl.program_id(1)
@@ -177,7 +227,8 @@ def _rope_attention_decode_kernel(
     if split < live:
         _attend_split(qkv_ptr, cos_ptr, sin_ptr, k_ptr, v_ptr, sinks_ptr, m_ptr, l_ptr, acc_ptr,
                       counter_ptr, out_ptr, sm_scale, S, end, lo, hi, live, kv_head, split, HQ,
-                      HKV, G, G_PAD, G_C, D, SPLITS, BLOCK_S, CHUNK, UPCAST, PDL)  # fmt: skip
+                      HKV, G, G_PAD, G_C, D, SPLITS, BLOCK_S, CHUNK, UPCAST, PDL,
+                      GROUP)  # fmt: skip
 
 
 @triton.jit
@@ -210,7 +261,7 @@ def _attend_split(qkv_ptr, cos_ptr, sin_ptr, k_ptr, v_ptr, sinks_ptr, m_ptr, l_p
                   HQ: tl.constexpr, HKV: tl.constexpr, G: tl.constexpr, G_PAD: tl.constexpr,
                   G_C: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr,
                   BLOCK_S: tl.constexpr, CHUNK: tl.constexpr, UPCAST: tl.constexpr,
-                  PDL: tl.constexpr):  # fmt: skip
+                  PDL: tl.constexpr, GROUP: tl.constexpr):  # fmt: skip
     """Steps 1-4 of the module's docstring for one live split [lo, hi)."""
     d = tl.arange(0, D)
     offs = tl.arange(0, BLOCK_S)
@@ -252,18 +303,40 @@ def _attend_split(qkv_ptr, cos_ptr, sin_ptr, k_ptr, v_ptr, sinks_ptr, m_ptr, l_p
         _finish(acc * w[:, None], l_sum * w, m_max, sink, s_new, v_new32, out_ptrs,
                 g_ok[:, None])  # fmt: skip
     else:
-        part = (kv_head * SPLITS + split) * G + g  # [G_PAD]
-        tl.store(m_ptr + part, m, mask=g_ok)  # -inf marks an empty split: nothing else to store
-        has_keys = g_ok & ((g * 0 + lo) < hi)  # (split 0 has none at position 0)
-        tl.store(l_ptr + part, l_sum, mask=has_keys)
-        tl.store(acc_ptr + part[:, None] * D + d[None, :], acc, mask=has_keys[:, None])
+        # All three, even for a split without keys (split 0 at position 0: m = -inf, l and acc
+        # zero), so the merge requests them together instead of after each split's max.
+        NG: tl.constexpr = SPLITS // GROUP if GROUP > 0 else 0
+        ROWS: tl.constexpr = SPLITS + NG  # a kv head's rows of scratch: splits, then groups
+        part = (kv_head * ROWS + split) * G + g  # [G_PAD]
+        tl.store(m_ptr + part, m, mask=g_ok)
+        tl.store(l_ptr + part, l_sum, mask=g_ok)
+        tl.store(acc_ptr + part[:, None] * D + d[None, :], acc, mask=g_ok[:, None])
         tl.debug_barrier()  # every thread's partial stores are issued before the ticket
-        ticket = tl.atomic_add(counter_ptr + kv_head, 1, sem="acq_rel", scope="gpu")
-        if ticket == live - 1:  # the last live program of this kv head
-            _merge_splits(qkv_ptr, cos_ptr, sin_ptr, k_new, v_new32, sinks_ptr, m_ptr, l_ptr,
-                          acc_ptr, out_ptr, kv_head, sm_scale, live, HQ, G, G_C, D, SPLITS,
-                          CHUNK)  # fmt: skip
-            tl.atomic_xchg(counter_ptr + kv_head, 0)  # zero again for the next call / replay
+        # this kv head's counters: [0] counts live splits (one level) or merged groups (two),
+        # [1 + group] the splits of each group
+        arrivals = counter_ptr + kv_head * (1 + NG)
+        if NG > 0 and live > GROUP:
+            group = split // GROUP
+            members = tl.minimum(live - group * GROUP, GROUP)
+            ticket = tl.atomic_add(arrivals + 1 + group, 1, sem="acq_rel", scope="gpu")
+            if ticket == members - 1:  # the last of its group
+                tl.atomic_xchg(arrivals + 1 + group, 0)
+                _merge_group(m_ptr, l_ptr, acc_ptr, kv_head, group, live, G, G_C, D, SPLITS,
+                             ROWS, GROUP)  # fmt: skip
+                tl.debug_barrier()  # the group's partial is stored before its ticket
+                groups = tl.cdiv(live, GROUP)
+                if tl.atomic_add(arrivals, 1, sem="acq_rel", scope="gpu") == groups - 1:
+                    _merge_splits(qkv_ptr, cos_ptr, sin_ptr, k_new, v_new32, sinks_ptr, m_ptr,
+                                  l_ptr, acc_ptr, out_ptr, kv_head, sm_scale, groups, HQ, G, G_C,
+                                  D, ROWS, SPLITS, NG)  # fmt: skip
+                    tl.atomic_xchg(arrivals, 0)
+        else:
+            ticket = tl.atomic_add(arrivals, 1, sem="acq_rel", scope="gpu")
+            if ticket == live - 1:  # the last live program of this kv head
+                _merge_splits(qkv_ptr, cos_ptr, sin_ptr, k_new, v_new32, sinks_ptr, m_ptr, l_ptr,
+                              acc_ptr, out_ptr, kv_head, sm_scale, live, HQ, G, G_C, D, ROWS, 0,
+                              CHUNK)  # fmt: skip
+                tl.atomic_xchg(arrivals, 0)  # zero again for the next call / replay
 
 
 def rope_attention_decode(
@@ -303,11 +376,16 @@ def rope_attention_decode(
     dev = qkv.device
     out = torch.empty(n_heads * head_dim, dtype=qkv.dtype, device=dev)
     if splits > 1:
-        part_m = torch.empty(n_kv, splits, group, dtype=torch.float32, device=dev)
-        part_l = torch.empty(n_kv, splits, group, dtype=torch.float32, device=dev)
-        part_acc = torch.empty(n_kv, splits, group, head_dim, dtype=torch.float32, device=dev)
-        counters = arrival_counters(dev, k_cache.data_ptr(), n_kv, "rope_attention_decode")
+        merge_group = _MERGE_GROUP if splits > _MERGE_GROUP else 0
+        groups = splits // merge_group if merge_group else 0
+        rows = splits + groups
+        part_m = torch.empty(n_kv, rows, group, dtype=torch.float32, device=dev)
+        part_l = torch.empty(n_kv, rows, group, dtype=torch.float32, device=dev)
+        part_acc = torch.empty(n_kv, rows, group, head_dim, dtype=torch.float32, device=dev)
+        counters = arrival_counters(dev, k_cache.data_ptr(), n_kv * (1 + groups),
+                                    "rope_attention_decode")  # fmt: skip
     else:  # merged in registers: no scratch, no counter (these pointers are never used)
+        merge_group = 0
         part_m = part_l = part_acc = sinks
         counters = offset
     chunk = max(1, min(splits, _COMBINE_ELEMENTS // (group_merge * head_dim)))
@@ -323,6 +401,6 @@ def rope_attention_decode(
         qkv, cos, sin, k_cache, v_cache, sinks, offset, part_m, part_l, part_acc, counters, out,
         float(sm_scale), slots, HQ=n_heads, HKV=n_kv, G=group, G_PAD=group_pad, G_C=group_merge,
         D=head_dim, WINDOW=int(sliding_window), SPLITS=splits, BLOCK_S=block_s, CHUNK=chunk,
-        UPCAST=not qkv.is_cuda, PDL=pdl, launch_pdl=pdl, **options,
+        UPCAST=not qkv.is_cuda, PDL=pdl, GROUP=merge_group, launch_pdl=pdl, **options,
     )  # fmt: skip
     return out.view(1, n_heads * head_dim)

@@ -103,16 +103,25 @@ def test_several_splits(device, offset, slots, window, n_heads, n_kv) -> None:
     _check(device, offset, slots, window, n_heads, n_kv)
 
 
-def test_merge_in_chunks(device) -> None:
-    """gpt-oss's head shape (8 query heads a kv head, D = 64) over 64 splits: the merge takes
-    16 splits at a time, so 4 chunks; 40 splits hold keys, the last 24 are empty."""
-    assert decode_splits(32768, 0) == 64
-    _check(device, 2500, 32768, 0, 8, 1, head_dim=64)
+@pytest.mark.parametrize(
+    ("offset", "live"),
+    [
+        (1000, 16),  # one level: 16 splits in two chunks of 8
+        (1050, 17),  # two levels: a group of 16 and a group of one
+        (2500, 40),  # groups of 16, 16 and 8; the last 24 splits hold no keys
+        (4090, 64),  # every split: four full groups
+    ],
+)
+def test_merge_in_chunks(device, offset, live) -> None:
+    """gpt-oss's head shape (8 query heads a kv head, D = 64) over 64 splits of 64 keys: the
+    final merge takes 8 splits a chunk, and more than 16 live splits merge in groups first."""
+    assert decode_splits(32768, 0) == 64 and math.ceil(offset / 64) == live
+    _check(device, offset, 32768, 0, 8, 1, head_dim=64)
 
 
-def test_merge_ignores_what_empty_splits_left(device, monkeypatch) -> None:
-    """An empty split stores only its max (-inf): whatever its l and acc slots hold must not
-    reach the output (here the scratch starts out as NaN)."""
+def test_merge_reads_only_what_this_call_wrote(device, monkeypatch) -> None:
+    """The scratch starts out as NaN: splits without keys, splits past the live ones and the
+    group rows of a two-level merge must never let a stale value reach the output."""
     real_empty = torch.empty
 
     def poisoned(*args, **kwargs):
@@ -122,13 +131,16 @@ def test_merge_ignores_what_empty_splits_left(device, monkeypatch) -> None:
     monkeypatch.setattr(torch, "empty", poisoned)
     for offset in (0, 70):  # no split holds keys; 2 of 4 splits hold keys
         _check(device, offset, 2048, 0, 4, 2)
+    _check(device, 1050, 32768, 0, 8, 1, head_dim=64)  # two levels, 17 of 64 splits live
 
 
-@pytest.mark.parametrize(("slots", "window"), [(64, 0), (2048, 0)])
-def test_repeated_calls_are_identical(device, slots, window) -> None:
+@pytest.mark.parametrize(("slots", "window", "offset"), [(64, 0, 57), (2048, 0, 2041),
+                                                       (32768, 0, 1500)])  # fmt: skip
+def test_repeated_calls_are_identical(device, slots, window, offset) -> None:
     """The merge's arrival counters return to zero: a second call (as a graph replay would)
-    merges again, in the same order, to the same bits."""
-    args = _case(device, slots - 7, slots)
+    merges again, in the same order, to the same bits (at 32768 slots: 24 of 64 splits live, in
+    two levels)."""
+    args = _case(device, offset, slots)
     qkv, cos, sin, k, v, sinks, pos = args
     first = rope_attention_decode(qkv, cos, sin, k, v, sinks, pos, window, 0.25, 4)
     k_after = k.clone()
