@@ -38,7 +38,9 @@ def compile_case(slots: int, window: int) -> dict:
     fn = fused._rope_attention_decode_kernel
     splits = decode_splits(slots, window)
     one_tile = splits == 1 and fused._BLOCK_S < window <= fused._WINDOW_TILE  # as the launcher
-    block_s, warps = (triton.next_power_of_2(window), 8) if one_tile else (fused._BLOCK_S, 4)
+    block_s, warps = (
+        (triton.next_power_of_2(window), fused._WINDOW_WARPS) if one_tile else (fused._BLOCK_S, 4)
+    )
     group = fused._MERGE_GROUP if splits > fused._MERGE_GROUP else 0  # as the launcher
     constexprs = {"HQ": 64, "HKV": 8, "G": 8, "G_PAD": 16, "G_C": 8, "D": 64, "WINDOW": window,
                   "SPLITS": splits, "BLOCK_S": block_s,

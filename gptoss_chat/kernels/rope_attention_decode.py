@@ -62,6 +62,9 @@ _WINDOW_TILE = 128
 """Sliding windows up to this many keys are scored as one [window, D] tile by 8 warps, requested
 whole before the PDL wait, instead of two dependent 64-key steps: on an H100 (2026-11-22)
 decode went from 516-517 to 523-525 tok/s after a 1k prompt and 447 to 452-453 at 32k."""
+_WINDOW_WARPS = 8
+"""Warps of a sliding layer's program (one kv head, the whole window as one tile): 4 decoded
+at 561.8 / 559.6 against 564.0 / 563.6 tok/s after a 1k prompt on an H100 (2026-11-22)."""
 _COMBINE_ELEMENTS = 4096
 """Partial-accumulator values of one chunk of the final merge ([G_C, chunk, D] float32: 8 splits
 at gpt-oss's shapes). Two chunks are in registers at once (the next one is requested before the
@@ -392,7 +395,7 @@ def rope_attention_decode(
     pdl = pdl_enabled(qkv)
     block_s, warps = _BLOCK_S, 4
     if splits == 1 and _BLOCK_S < sliding_window <= _WINDOW_TILE:
-        block_s, warps = triton.next_power_of_2(sliding_window), 8  # the window in one tile
+        block_s, warps = triton.next_power_of_2(sliding_window), _WINDOW_WARPS  # one tile
     # Without fusion Triton keeps torch's two roundings in the rotation (rope_cache.py).
     options = {"num_warps": 4}
     if qkv.is_cuda:
