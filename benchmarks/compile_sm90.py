@@ -45,7 +45,8 @@ def compile_case(slots: int, window: int) -> dict:
     constexprs = {"HQ": 64, "HKV": 8, "G": 8, "G_PAD": 16, "G_C": 8, "D": 64, "WINDOW": window,
                   "SPLITS": splits, "BLOCK_S": block_s,
                   "CHUNK": max(1, min(splits, fused._COMBINE_ELEMENTS // (8 * 64))),
-                  "UPCAST": False, "PDL": True, "GROUP": group}  # fmt: skip
+                  "UPCAST": False, "PDL": True, "GROUP": group,
+                  "LATE_TRIGGER": fused._LATE_TRIGGER}  # fmt: skip
     signature = {name: POINTERS.get(name, "constexpr") for name in fn.arg_names}
     attrs = {(i,): [["tt.divisibility", 16]] for i, kind in enumerate(signature.values())
              if kind.startswith("*")}  # fmt: skip

@@ -62,6 +62,13 @@ _WINDOW_TILE = 128
 """Sliding windows up to this many keys are scored as one [window, D] tile by 8 warps, requested
 whole before the PDL wait, instead of two dependent 64-key steps: on an H100 (2026-11-22)
 decode went from 516-517 to 523-525 tok/s after a 1k prompt and 447 to 452-453 at 32k."""
+_LATE_TRIGGER = True
+"""Programs let the out projection's programs start (PDL) after their own wait for the qkv
+projection, not at their start. At their start the out projection came up while the qkv
+projection still streamed, two launches ahead, and took from it; now it comes up while this
+launch runs and requests its first weight tiles then (gemv.py `_PRE_TILES`). On an H100
+(2026-11-22): 570.0 / 572.4 against 563.5 / 564.9 tok/s after a 1k prompt with one tile
+requested early, 576.2 / 576.1 with four; at 32k 501.7 / 501.7 against 489.7 / 492.0."""
 _WINDOW_WARPS = 8
 """Warps of a sliding layer's program (one kv head, the whole window as one tile): 4 decoded
 at 561.8 / 559.6 against 564.0 / 563.6 tok/s after a 1k prompt on an H100 (2026-11-22)."""
@@ -211,10 +218,12 @@ def _rope_attention_decode_kernel(
     UPCAST: tl.constexpr,
     PDL: tl.constexpr = False,
     GROUP: tl.constexpr = 0,  # two-level merge groups (`_MERGE_GROUP`), 0: one level
+    LATE_TRIGGER: tl.constexpr = False,
 ):
     kv_head = tl.program_id(0)
     split = tl.program_id(1)
-    let_next_kernel_start(PDL)  # the out projection may start streaming its weights
+    if not LATE_TRIGGER:  # see `_LATE_TRIGGER`
+        let_next_kernel_start(PDL)  # the out projection may start streaming its weights
     end = tl.load(offset_ptr)  # the split keys: cached positions < offset
     # the new token's rotary row, picked here: a gather of it per step was 4 launches more
     cos_ptr += end * (D // 2)
@@ -227,11 +236,13 @@ def _rope_attention_decode_kernel(
     # Splits past the keys (48 of 64 at a 1k context) have nothing to do: only the first
     # `live` ones take part, and the merge reads only theirs.
     live = live_splits(first, end, SPLITS, BLOCK_S)
+    if LATE_TRIGGER and split >= live:  # no wait to pass: let the out projection come up
+        let_next_kernel_start(PDL)
     if split < live:
         _attend_split(qkv_ptr, cos_ptr, sin_ptr, k_ptr, v_ptr, sinks_ptr, m_ptr, l_ptr, acc_ptr,
                       counter_ptr, out_ptr, sm_scale, S, end, lo, hi, live, kv_head, split, HQ,
                       HKV, G, G_PAD, G_C, D, SPLITS, BLOCK_S, CHUNK, UPCAST, PDL,
-                      GROUP)  # fmt: skip
+                      GROUP, LATE_TRIGGER)  # fmt: skip
 
 
 @triton.jit
@@ -264,7 +275,8 @@ def _attend_split(qkv_ptr, cos_ptr, sin_ptr, k_ptr, v_ptr, sinks_ptr, m_ptr, l_p
                   HQ: tl.constexpr, HKV: tl.constexpr, G: tl.constexpr, G_PAD: tl.constexpr,
                   G_C: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr,
                   BLOCK_S: tl.constexpr, CHUNK: tl.constexpr, UPCAST: tl.constexpr,
-                  PDL: tl.constexpr, GROUP: tl.constexpr):  # fmt: skip
+                  PDL: tl.constexpr, GROUP: tl.constexpr,
+                  LATE_TRIGGER: tl.constexpr):  # fmt: skip
     """Steps 1-4 of the module's docstring for one live split [lo, hi)."""
     d = tl.arange(0, D)
     offs = tl.arange(0, BLOCK_S)
@@ -272,6 +284,8 @@ def _attend_split(qkv_ptr, cos_ptr, sin_ptr, k_ptr, v_ptr, sinks_ptr, m_ptr, l_p
     k_first, v_first = _kv_tile(k_ptr, v_ptr, pos, hi, S, kv_head, HKV, D)  # before the wait
 
     wait_for_previous_kernel(PDL)  # qkv comes from the projection launched just before
+    if LATE_TRIGGER:
+        let_next_kernel_start(PDL)  # the out projection may start streaming its weights
     g = tl.arange(0, G_PAD)
     g_ok = g < G
     heads = kv_head * G + g  # [G_PAD]
@@ -404,6 +418,7 @@ def rope_attention_decode(
         qkv, cos, sin, k_cache, v_cache, sinks, offset, part_m, part_l, part_acc, counters, out,
         float(sm_scale), slots, HQ=n_heads, HKV=n_kv, G=group, G_PAD=group_pad, G_C=group_merge,
         D=head_dim, WINDOW=int(sliding_window), SPLITS=splits, BLOCK_S=block_s, CHUNK=chunk,
-        UPCAST=not qkv.is_cuda, PDL=pdl, GROUP=merge_group, launch_pdl=pdl, **options,
+        UPCAST=not qkv.is_cuda, PDL=pdl, GROUP=merge_group, LATE_TRIGGER=_LATE_TRIGGER,
+        launch_pdl=pdl, **options,
     )  # fmt: skip
     return out.view(1, n_heads * head_dim)

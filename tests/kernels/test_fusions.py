@@ -88,6 +88,28 @@ def test_linear_residual_equals_gemv_then_add(device, n_tokens, bias) -> None:
     assert rel_err(fused, linear_residual_torch(x, w, b, residual)) < 1e-2
 
 
+@pytest.mark.parametrize(("k", "block_k"), [(96, 16), (40, 16), (32, 16)])
+def test_tiles_requested_before_the_wait_sum_as_the_loop(device, k, block_k) -> None:
+    """The out projection's first `_PRE_TILES` weight tiles, requested before its PDL wait, are
+    summed in the loop's order: the result equals one tile early, bit for bit (6 tiles, 4 early;
+    3 tiles, the last partial; 2 tiles, fewer than 4)."""
+    from gptoss_chat.kernels.gemv import _gemv_kernel
+
+    x = _bf16(1, k, seed=k, device=device)
+    w = _bf16(24, k, seed=k + 1, scale=0.1, device=device)
+    b = _bf16(24, seed=k + 2, device=device)
+    residual = _bf16(1, 24, seed=k + 3, scale=4.0, device=device)
+    outs = []
+    for pre in (1, 4):
+        out = torch.empty(1, 24, dtype=torch.bfloat16, device=device)
+        _gemv_kernel[(3, 1)](x, w, b, out, w, residual, 0.0, 24, K=k, K_PAD=128, HAS_BIAS=True,
+                             NORM=False, RESIDUAL=True, BLOCK_N=8, BLOCK_K=block_k,
+                             PRE=pre)  # fmt: skip
+        outs.append(out)
+    assert torch.equal(outs[0], outs[1])
+    assert rel_err(outs[1], linear_residual_torch(x, w, b, residual)) < 1e-2
+
+
 def test_fused_entries_reject_mismatched_shapes(device) -> None:
     x, w = _bf16(1, 64, seed=1, device=device), _bf16(8, 64, seed=2, device=device)
     with pytest.raises(ValueError, match="norm scale"):
