@@ -183,23 +183,19 @@ def select_expert(logits_ptr, token, slot, E: tl.constexpr, E_PAD: tl.constexpr,
     4-lists. Against K rounds of max and min (two reductions each, across warps at E = 128):
     decode after a 1k prompt 565.5 / 566.5 against 559.8 / 557.7 tok/s (20b), 400.1 / 399.8
     against 383.0 / 382.8 (120b) on an H100 (2026-11-22)."""
+    experts = tl.arange(0, E_PAD)
+    logits = tl.load(logits_ptr + token * E + experts, mask=experts < E, other=float("-inf"))
+    slots = tl.arange(0, K_PAD)
     if K_PAD <= 4:
-        experts = tl.arange(0, E_PAD)
-        logits = tl.load(logits_ptr + token * E + experts, mask=experts < E,
-                         other=float("-inf"))  # fmt: skip
+        tl.static_assert(E_PAD <= 65536)  # ids fit the keys' low 16 bits
         keys = _packed_keys(logits, experts)
         none = tl.full([E_PAD], -(2**31), dtype=tl.int32)
         c0, c1, c2, c3 = tl.reduce((keys, none, none, none), 0, _top4_merge)
-        slots = tl.arange(0, K_PAD)
         top = tl.where(slots == 0, c0, tl.where(slots == 1, c1, tl.where(slots == 2, c2, c3)))
         top_vals = tl.where(slots < K, _key_logit(top), float("-inf"))
         pick = tl.where(slot == 0, c0, tl.where(slot == 1, c1, tl.where(slot == 2, c2, c3)))
         chosen = 65535 - (pick & 0xFFFF)
     else:
-        experts = tl.arange(0, E_PAD)
-        logits = tl.load(logits_ptr + token * E + experts, mask=experts < E,
-                         other=float("-inf"))  # fmt: skip
-        slots = tl.arange(0, K_PAD)
         top_vals = tl.full([K_PAD], float("-inf"), dtype=tl.float32)
         chosen = slot * 0
         for s in tl.static_range(K):
