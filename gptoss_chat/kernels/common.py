@@ -71,7 +71,14 @@ def check_attention_inputs(name: str, q, k_cache, v_cache) -> None:
 def let_next_kernel_start(PDL: tl.constexpr):
     """Programmatic dependent launch: the kernel after this one (if launched with `launch_pdl`)
     may start its programs now; they wait in `wait_for_previous_kernel` before touching our
-    outputs. Lets a GEMV request its first weights while this kernel finishes."""
+    outputs. Lets a GEMV request its first weights while this kernel finishes.
+
+    Where it is called decides who streams when: once every program of this kernel has called
+    it, the next kernel comes up, and if that one calls it at its own start, the kernel after it
+    comes up too, so three launches can hold SM slots and DRAM at once. A kernel whose next
+    launch would only compete with the one still streaming should call it after its wait (the
+    decode attention does: the out projection then streams during the attention, not against
+    the qkv projection; docs/BENCHMARKS.md, 17:13 UTC run)."""
     if PDL:
         gdc_launch_dependents()
 
