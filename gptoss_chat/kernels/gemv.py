@@ -45,9 +45,10 @@ def _weight_tile(w_rows, ks, K: tl.constexpr, BLOCK_K: tl.constexpr):
 
 
 @triton.jit
-def _preloaded_product(w, x_row, norm_ptr, ks, inv_rms, K: tl.constexpr, BLOCK_K: tl.constexpr,
+def _tile_product(w, x_row, norm_ptr, ks, inv_rms, K: tl.constexpr, BLOCK_K: tl.constexpr,
                        NORM: tl.constexpr):  # fmt: skip
-    """w * x for a weight tile requested before the PDL wait (columns ks)."""
+    """w * x [BLOCK_N, BLOCK_K] for the weight tile w of columns ks (normed x when NORM): a step
+    of the loop, or of a tile requested before the PDL wait."""
     scale = 1.0
     if NORM:
         scale = _scale_tile(norm_ptr, ks, K, BLOCK_K)
@@ -153,20 +154,17 @@ def _gemv_kernel(
     x = _x_tile(x_row, scale, cols, inv_rms, K, BLOCK_K, NORM)
     acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     if PRE > 1 and BLOCK_K < K:
-        acc += _preloaded_product(w1, x_row, norm_ptr, BLOCK_K + cols, inv_rms, K, BLOCK_K, NORM)
+        acc += _tile_product(w1, x_row, norm_ptr, BLOCK_K + cols, inv_rms, K, BLOCK_K, NORM)
     if PRE > 2 and 2 * BLOCK_K < K:
-        acc += _preloaded_product(w2, x_row, norm_ptr, 2 * BLOCK_K + cols, inv_rms, K, BLOCK_K,
+        acc += _tile_product(w2, x_row, norm_ptr, 2 * BLOCK_K + cols, inv_rms, K, BLOCK_K,
                                   NORM)  # fmt: skip
     if PRE > 3 and 3 * BLOCK_K < K:
-        acc += _preloaded_product(w3, x_row, norm_ptr, 3 * BLOCK_K + cols, inv_rms, K, BLOCK_K,
+        acc += _tile_product(w3, x_row, norm_ptr, 3 * BLOCK_K + cols, inv_rms, K, BLOCK_K,
                                   NORM)  # fmt: skip
     for k0 in range(PRE * BLOCK_K, K, BLOCK_K):  # (empty once the preloaded tiles cover K)
         ks = k0 + cols
         w = _weight_tile(w_rows, ks, K, BLOCK_K)
-        if NORM:
-            scale = _scale_tile(norm_ptr, ks, K, BLOCK_K)
-        x = _x_tile(x_row, scale, ks, inv_rms, K, BLOCK_K, NORM)
-        acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
+        acc += _tile_product(w, x_row, norm_ptr, ks, inv_rms, K, BLOCK_K, NORM)
     y = tl.sum(acc, axis=1)  # [BLOCK_N]
     if HAS_BIAS:
         y += bias
