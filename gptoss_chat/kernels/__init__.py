@@ -76,16 +76,18 @@ def _sample_into(
     token: torch.Tensor,
     table: torch.Tensor | None,
     row: torch.Tensor,
+    host: torch.Tensor | None = None,
 ) -> None:
     """`ops.sample_into_torch` with `_sample`; greedy on CUDA is one launch: the argmax's last
-    program writes the id and copies its embedded row (three launches before)."""
+    program writes the id (also into the pinned `host` slot) and copies its embedded row (four
+    operations before: three launches and a copy to the host)."""
     from gptoss_chat.kernels.argmax import argmax_into
     from gptoss_chat.model.ops import sample_into_torch
 
     if logits.is_cuda and temperature <= 0 and logits.dtype == torch.float32:
-        argmax_into(logits, token, table, row if table is not None else None)
+        argmax_into(logits, token, table, row if table is not None else None, host)
     else:
-        sample_into_torch(logits, temperature, top_p, generator, token, table, row, _sample)
+        sample_into_torch(logits, temperature, top_p, generator, token, table, row, host, _sample)
 
 
 def _bf16_only(kernel: Callable[..., Any], fallback: Callable[..., Any]) -> Callable[..., Any]:

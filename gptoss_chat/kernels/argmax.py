@@ -27,7 +27,7 @@ _STEPS = 2  # blocks a program: ~100 programs over gpt-oss's vocabulary
 def _argmax_kernel(x_ptr, value_ptr, index_ptr, counter_ptr, out_ptr, V,
                    PROGRAMS: tl.constexpr, PROGRAMS_PAD: tl.constexpr, BLOCK: tl.constexpr,
                    STEPS: tl.constexpr, table_ptr=None, row_ptr=None, H: tl.constexpr = 0,
-                   H_PAD: tl.constexpr = 1):  # fmt: skip
+                   H_PAD: tl.constexpr = 1, host_ptr=None, HOST: tl.constexpr = False):  # fmt: skip
     pid = tl.program_id(0)
     lanes = tl.arange(0, BLOCK)
     best_value = float("-inf")
@@ -54,6 +54,8 @@ def _argmax_kernel(x_ptr, value_ptr, index_ptr, counter_ptr, out_ptr, V,
         top = tl.max(values, axis=0)
         best = tl.min(tl.where(values == top, indices, V), axis=0)
         tl.store(out_ptr, best.to(tl.int64))
+        if HOST:  # pinned host memory, written over the bus: no copy to queue after us
+            tl.store(host_ptr, best.to(tl.int64))
         if H > 0:  # the chosen id's embedded row: the next decode step's input
             cols = tl.arange(0, H_PAD)
             row = tl.load(table_ptr + best.to(tl.int64) * H + cols, mask=cols < H)
@@ -74,10 +76,13 @@ def argmax_into(
     out: torch.Tensor,
     table: torch.Tensor | None = None,
     row_out: torch.Tensor | None = None,
+    host: torch.Tensor | None = None,
 ) -> None:
     """`argmax` written into `out` (one int64); with `table` [V', H], also table[id] into
     `row_out` ([1, H] or [H], the table's dtype), in the same launch: greedy decoding's sample,
-    the id's copy and its embedding gather were three launches."""
+    the id's copy and its embedding gather were three launches. With `host` (one int64 on the
+    host) the id goes there too: written by the kernel itself when `host` is pinned (the
+    GPU reaches pinned memory directly), else copied after it without blocking."""
     if x.dim() != 1 or x.dtype != torch.float32 or not x.is_contiguous() or x.numel() == 0:
         raise ValueError(f"argmax takes a non-empty contiguous float32 row, got {x.dtype} "
                          f"{tuple(x.shape)}")  # fmt: skip
@@ -98,8 +103,16 @@ def argmax_into(
     programs = triton.cdiv(n, _BLOCK * _STEPS)
     values = torch.empty(programs, dtype=torch.float32, device=x.device)
     indices = torch.empty(programs, dtype=torch.int32, device=x.device)
+    if host is not None and (host.numel() != 1 or host.dtype != torch.int64):
+        raise ValueError(f"argmax writes one int64 to the host, got {host.dtype} "
+                         f"{tuple(host.shape)}")  # fmt: skip
+    direct = host is not None and x.is_cuda and host.device.type == "cpu" and host.is_pinned()
+    if direct:
+        gather.update(host_ptr=host, HOST=True)
     _argmax_kernel[(programs,)](
         x, values, indices, arrival_counters(x.device, 0, 1, "argmax"), out, n, PROGRAMS=programs,
         PROGRAMS_PAD=triton.next_power_of_2(programs), BLOCK=_BLOCK, STEPS=_STEPS, num_warps=4,
         **gather,
     )  # fmt: skip
+    if host is not None and not direct:
+        host.copy_(out.reshape(host.shape), non_blocking=True)

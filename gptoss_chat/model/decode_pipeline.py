@@ -5,12 +5,12 @@ Unpipelined (`GPTOSS_PIPELINE=0`, `LocalGenerator._steps`) the host waits for ea
 the GPU idles through all of it: ~50 us a token on an H100 with an empty consumer, more behind a
 UI thread. Here one step is: forward the row in `hidden` (the decode graph), sample the next id
 into the device buffer `token` and gather that id's embedded row into `hidden` when the
-embedding table is on the device (`ops.sample_into`, which never syncs; greedy with the kernels
-is one launch), and copy the id into pinned host memory
-behind an event. The loop launches step N+1 *before* it waits for token N, so the GPU always has
-a step queued. With the table on the host the row can only be gathered once token N is on the
-host: then step N+1 is launched right after the wait, before the consumer sees token N, and the
-GPU works while the consumer does.
+embedding table is on the device, and put the id into a slot of pinned host memory
+(`ops.sample_into`, which never syncs; greedy with the kernels is one launch that also writes
+the host slot), behind an event. The loop launches step N+1 *before* it waits for token N, so
+the GPU always has a step queued. With the table on the host the row can only be gathered once
+token N is on the host: then step N+1 is launched right after the wait, before the consumer
+sees token N, and the GPU works while the consumer does.
 
 A step launched ahead guesses that token N will be fed back. When token N ends the call (a stop
 token, or a cancel seen after the consumer had it) the guess is dropped: it wrote K/V at
@@ -79,8 +79,10 @@ class PipelinedDecode:
         self._slot = 0
         self._sampling: _SamplingKey = (0.0, 1.0, None)
         self.capture = capture and graph is not None
-        self._tails: dict[_SamplingKey, torch.cuda.CUDAGraph | None] = {}
-        """Captured sample(+gather) graphs by sampling setting; None: that setting runs eagerly."""
+        self._tails: dict[tuple[float, float, torch.Generator | None, int],
+                          torch.cuda.CUDAGraph | None] = {}  # fmt: skip
+        """Captured sample(+gather) graphs by sampling setting and host slot; None: that setting
+        runs eagerly."""
         self.capture_error: str | None = None
         self._launched = False
         """Whether a step ran before. The first one compiles and tunes every kernel (seconds):
@@ -137,10 +139,11 @@ class PipelinedDecode:
         self._sampling = (0.0, 1.0, None) if temperature <= 0 else (temperature, top_p, rng)
 
     def first(self, logits: torch.Tensor) -> int:
-        """Sample from a prefill's logits [1, V] into `token` (and its row into `hidden`); start
-        copying it to the host. Returns the slot to `wait` on."""
-        self._sample_eagerly(logits)
-        return self._publish()
+        """Sample from a prefill's logits [1, V] into `token` (and its row into `hidden`) and
+        into a host slot. Returns the slot to `wait` on."""
+        slot = self._next_slot()
+        self._sample_eagerly(logits, slot)
+        return self._publish(slot)
 
     def launch(self, token: int | None = None) -> int:
         """Forward the last sampled id at cache.offset (its row is in `hidden`; or `token`,
@@ -155,12 +158,13 @@ class PipelinedDecode:
             logits = self.graph.forward()
         else:
             logits = self.model.forward_hidden(self.hidden, self.cache)
-        tail = self._tail(logits)
+        slot = self._next_slot()
+        tail = self._tail(logits, slot)
         if tail is not None:
             tail.replay()
         else:
-            self._sample_eagerly(logits)
-        return self._publish()
+            self._sample_eagerly(logits, slot)
+        return self._publish(slot)
 
     def _launch_keeping_oom(
         self, token: int | None
@@ -184,34 +188,40 @@ class PipelinedDecode:
         """Drop every step not kept: the device offset goes back to the host mirror's length."""
         self.cache.truncate(len(self.cache.tokens))
 
-    def _publish(self) -> int:
-        slot, self._slot = self._slot, 1 - self._slot
+    def _next_slot(self) -> int:
         # Slot reuse is safe: the loop read this slot (wait) before launching the step after.
-        self._host[slot : slot + 1].copy_(self.token, non_blocking=True)
+        slot, self._slot = self._slot, 1 - self._slot
+        return slot
+
+    def _publish(self, slot: int) -> int:
+        """Mark the end of the work that writes `slot` (the sampler wrote the id there)."""
         event = self._events[slot]
         if event is not None:
             event.record()
         return slot
 
-    def _sample_eagerly(self, logits: torch.Tensor) -> None:
+    def _sample_eagerly(self, logits: torch.Tensor, slot: int) -> None:
         temperature, top_p, rng = self._sampling
         table = self.model.weights.embedding if self.feeds_on_device else None
+        # The sampler also puts the id into the slot: greedy with the kernels writes it from its
+        # own kernel into pinned memory, without the copy (and the copy engine's start-up, ~5 us
+        # a token on an H100) that would otherwise follow it on the stream.
         self.model.ops.sample_into(logits[0], temperature, top_p, rng, self.token, table,
-                                   self.hidden)  # fmt: skip
+                                   self.hidden, host=self._host[slot : slot + 1])  # fmt: skip
 
-    def _tail(self, logits: torch.Tensor) -> torch.cuda.CUDAGraph | None:
-        """The captured sampling for the current setting when `logits` is the decode graph's
-        static output; captured at its first use (`first` has run the same ops eagerly by then,
-        so nothing is initialised lazily inside the capture)."""
+    def _tail(self, logits: torch.Tensor, slot: int) -> torch.cuda.CUDAGraph | None:
+        """The captured sampling for the current setting and host slot when `logits` is the
+        decode graph's static output; captured at its first use (`first` has run the same ops
+        eagerly by then, so nothing is initialised lazily inside the capture)."""
         if not self.capture or self.graph is None or logits is not self.graph.logits:
             return None
-        key = self._sampling
+        key = (*self._sampling, slot)
         if key not in self._tails:
-            self._tails[key] = self._capture_tail(logits, key[2])
+            self._tails[key] = self._capture_tail(logits, self._sampling[2], slot)
         return self._tails[key]
 
     def _capture_tail(
-        self, logits: torch.Tensor, rng: torch.Generator | None
+        self, logits: torch.Tensor, rng: torch.Generator | None, slot: int
     ) -> torch.cuda.CUDAGraph | None:
         graph = torch.cuda.CUDAGraph()
         if rng is not None:
@@ -222,7 +232,7 @@ class PipelinedDecode:
             register(rng)
         try:
             with torch.cuda.graph(graph):  # synchronizes first; records, runs nothing
-                self._sample_eagerly(logits)
+                self._sample_eagerly(logits, slot)
         except RuntimeError as exc:
             self.capture_error = f"{type(exc).__name__}: {exc}"
             torch.cuda.synchronize(self.model.device)

@@ -254,10 +254,13 @@ class SampleIntoOp(Protocol):
         token: torch.Tensor,
         table: torch.Tensor | None,
         row: torch.Tensor,
+        host: torch.Tensor | None = None,
     ) -> None:
         """`sample`'s id written into `token` ([1] int64 on logits.device); with `table` (the
         embedding [V, H] on the same device) also table[id] into `row` [1, H]: the next decode
-        step's input, gathered on the device (`decode_pipeline`). Never syncs with the host."""
+        step's input, gathered on the device (`decode_pipeline`); with `host` (int64 [1] in
+        pinned host memory) also the id there, for the host to read once the work queued so far
+        has finished. Never syncs with the host."""
         ...
 
 
@@ -282,7 +285,7 @@ class Ops:
     moe: MoeOp
     unembedding: UnembeddingOp
     sample: SampleOp
-    sample_into: SampleIntoOp = lambda *args: sample_into_torch(*args)
+    sample_into: SampleIntoOp = lambda *args, **kwargs: sample_into_torch(*args, **kwargs)
     """Defaults to `sample_torch`'s draw: a table replacing `sample` replaces this too."""
     prepare_experts: PrepareExpertsOp = lambda weights: weights
     linear: LinearOp = F.linear
@@ -529,12 +532,15 @@ def sample_into_torch(
     token: torch.Tensor,
     table: torch.Tensor | None,
     row: torch.Tensor,
+    host: torch.Tensor | None = None,
     sample: SampleOp = sample_torch,
 ) -> None:
     """`SampleIntoOp` from a `SampleOp` (the reference's by default)."""
     token.copy_(sample(logits, temperature, top_p, generator))
     if table is not None:
         row.copy_(table.index_select(0, token))
+    if host is not None:
+        host.copy_(token, non_blocking=True)
 
 
 def sample_with(

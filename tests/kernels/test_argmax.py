@@ -68,10 +68,15 @@ def test_into_writes_the_id_and_gathers_its_row(device) -> None:
         assert token.item() == expected and torch.equal(hidden[0], table[expected])
     argmax_into(_row(6000, 3, device), token)  # no table: the id only
     assert token.item() == torch.argmax(_row(6000, 3, device)).item()
+    host = torch.full((1,), -1, dtype=torch.int64)  # not pinned: copied after the launch
+    argmax_into(_row(6000, 4, device), token, host=host)
+    assert host.item() == torch.argmax(_row(6000, 4, device)).item() == token.item()
     with pytest.raises(ValueError, match="does not hold"):
         argmax_into(row, token, table, hidden[:, :20])
     with pytest.raises(ValueError, match="one int64"):
         argmax_into(row, token.int(), table, hidden)
+    with pytest.raises(ValueError, match="one int64 to the host"):
+        argmax_into(row, token, host=torch.zeros(2, dtype=torch.int64))
 
 
 @pytest.mark.gpu
@@ -88,6 +93,29 @@ def test_vocabulary_row_in_a_cuda_graph() -> None:
         graph.replay()
         torch.cuda.synchronize()
         assert picked.item() == torch.argmax(logits).item()
+
+
+@pytest.mark.gpu
+def test_the_kernel_writes_pinned_host_memory_in_a_graph() -> None:
+    """With a pinned host slot the argmax's last program stores the id there itself (no copy
+    after the kernel), captured in a CUDA graph: each replay's id is on the host once the
+    stream has finished."""
+    dev = torch.device("cuda")
+    logits = _row(201088, 5, dev)
+    token = torch.zeros(1, dtype=torch.int64, device=dev)
+    host = torch.full((1,), -1, dtype=torch.int64, pin_memory=True)
+    argmax_into(logits, token, host=host)
+    torch.cuda.synchronize()
+    assert host.item() == torch.argmax(logits).item()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        argmax_into(logits, token, host=host)
+    for seed in (6, 7, 8):
+        logits.copy_(_row(201088, seed, dev))
+        host.fill_(-1)
+        graph.replay()
+        torch.cuda.synchronize()
+        assert host.item() == torch.argmax(logits).item() == token.item()
 
 
 @pytest.mark.gpu
@@ -117,8 +145,12 @@ def test_kernel_sample_into_matches_the_reference(temperature, top_p) -> None:
         (torch.zeros(1, dtype=torch.int64, device=dev), torch.zeros(1, 2880, device=dev).bfloat16())
         for _ in range(2)
     )
+    host, ref_host = (torch.zeros(1, dtype=torch.int64, pin_memory=True) for _ in range(2))
     for seed in range(10):
         logits = _row(201088, seed, dev) * 4
-        ops.sample_into(logits, temperature, top_p, ours, token, table, row)
-        TORCH_OPS.sample_into(logits, temperature, top_p, theirs, ref_token, table, ref_row)
+        ops.sample_into(logits, temperature, top_p, ours, token, table, row, host=host)
+        TORCH_OPS.sample_into(logits, temperature, top_p, theirs, ref_token, table, ref_row,
+                              host=ref_host)  # fmt: skip
+        torch.cuda.synchronize()
         assert torch.equal(token, ref_token) and torch.equal(row, ref_row)
+        assert host.item() == ref_host.item() == ref_token.item()

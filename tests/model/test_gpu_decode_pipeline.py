@@ -57,11 +57,11 @@ def test_graph_pipeline_equals_unpipelined(tiny_checkpoints: dict[Layout, Path],
     steps = piped._pipelined
     assert steps is not None and steps.feeds_on_device
     assert piped.decode_graph is not None and piped.decode_graph.graph is not None
-    key = steps._sampling
+    tails = [steps._tails.get((*steps._sampling, slot)) for slot in (0, 1)]  # per host slot
     if sampling.temperature == 0 or hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
-        assert steps._tails.get(key) is not None, steps.capture_error  # sampled inside a graph
+        assert all(t is not None for t in tails), steps.capture_error  # sampled inside graphs
     else:
-        assert steps._tails.get(key) is None and steps.capture_error
+        assert tails == [None, None] and steps.capture_error
 
 
 def test_graph_pipeline_equals_eager_pipeline(tiny_checkpoints: dict[Layout, Path]) -> None:
