@@ -13,7 +13,8 @@ variant swaps some kernels for stand-ins that keep the real launch's grid, warps
   read of the 184 KB gate matrix);
 - `combine`: copies the residual (the MoE output is dropped);
 - `mlp1`, `mlp2`: stream their experts' codes and scales with plain loads and an XOR (no
-  decoding, no products), writing constant activations.
+  decoding, no products), in the real kernels' steps and layout (tiled experts: 4 KB steps,
+  expert_layout.py), writing constant activations.
 
 The difference to the real step is what that kernel's own work costs on the step's critical
 path; all stand-ins together leave the launch chain and its weight streams. Prints one JSON line
@@ -62,38 +63,51 @@ VARIANTS = {
 
 
 @triton.jit
-def _stream_rows(w_rows, s_rows, K: tl.constexpr, R: tl.constexpr, BG: tl.constexpr,
-                 WAIT_AFTER_FIRST: tl.constexpr, PDL: tl.constexpr):  # fmt: skip
-    """Reads R rows of K fp4 codes (int32 words) and their scales; an XOR keeps the loads."""
-    words: tl.constexpr = K // 8
+def _stream_rows(w_block, s_block, K: tl.constexpr, R: tl.constexpr, BG: tl.constexpr,
+                 WAIT_AFTER_FIRST: tl.constexpr, PDL: tl.constexpr,
+                 TILED: tl.constexpr):  # fmt: skip
+    """Reads a block of R rows of K fp4 codes (int32 words from w_block) and their scales
+    (from s_block) in the real kernel's steps of [R, 4 BG] words: a row's next 4 BG words, or
+    with tiled experts (expert_layout.py) the block's next R x 4 BG words. An XOR keeps the
+    loads."""
+    words: tl.constexpr = R * K // 8 if TILED else K // 8
+    stride: tl.constexpr = 4 * BG if TILED else K // 8
+    STEP: tl.constexpr = R * 4 * BG if TILED else 4 * BG
+    r = tl.arange(0, R)
     cols = tl.arange(0, 4 * BG)
+    at = r[:, None] * stride + cols[None, :] if TILED else cols[None, :] + 0 * r[:, None]
+    w_rows = w_block + (0 if TILED else r[:, None] * stride)
     acc = tl.zeros([R, 4 * BG], dtype=tl.int32)
-    following = tl.load(w_rows + cols[None, :])
+    following = tl.load(w_rows + at, mask=at < words, other=0)
     if WAIT_AFTER_FIRST:  # as mlp2: the first codes are requested before the PDL wait
         wait_for_previous_kernel(PDL)
-    for w0 in range(4 * BG, words, 4 * BG):
+    for w0 in range(STEP, words, STEP):
         held = following
-        following = tl.load(w_rows + w0 + cols[None, :], mask=(w0 + cols[None, :]) < words, other=0)
+        following = tl.load(w_rows + w0 + at, mask=(w0 + at) < words, other=0)
         acc ^= held
     acc ^= following
     groups = tl.arange(0, 128)
-    scales = tl.load(s_rows + groups[None, :], mask=groups[None, :] < K // 32, other=0)
+    scales = tl.load(
+        s_block + r[:, None] * (K // 32) + groups[None, :], mask=groups[None, :] < K // 32, other=0
+    )  # the block's bytes either way
     return tl.sum(acc, axis=1) + tl.sum(scales.to(tl.int32), axis=1)
 
 
 @triton.jit
 def _mlp1_standin(ids_ptr, blocks_ptr, scales_ptr, aq_ptr, as_ptr, H: tl.constexpr,
                   INTER: tl.constexpr, K_SEL: tl.constexpr, E: tl.constexpr, E_PAD: tl.constexpr,
-                  K_PAD: tl.constexpr, OUT: tl.constexpr, PDL: tl.constexpr):  # fmt: skip
+                  K_PAD: tl.constexpr, OUT: tl.constexpr, PDL: tl.constexpr,
+                  TILED: tl.constexpr):  # fmt: skip
     wait_for_previous_kernel(PDL)
     let_next_kernel_start(PDL)
     pair = tl.program_id(0)
     expert, _ = select_expert(ids_ptr, pair // K_SEL, pair % K_SEL, E, E_PAD, K_SEL, K_PAD)
     expert = expert.to(tl.int64)
     rows = tl.program_id(1) * 2 * OUT + tl.arange(0, 2 * OUT)
-    w_rows = blocks_ptr + expert * (2 * INTER * H // 8) + rows[:, None] * (H // 8)
-    s_rows = scales_ptr + expert * (2 * INTER * H // 32) + rows[:, None] * (H // 32)
-    seen = _stream_rows(w_rows, s_rows, H, 2 * OUT, 8, False, PDL)
+    block = tl.program_id(1) * 2 * OUT
+    w_block = blocks_ptr + expert * (2 * INTER * H // 8) + block * (H // 8)
+    s_block = scales_ptr + expert * (2 * INTER * H // 32) + block * (H // 32)
+    seen = _stream_rows(w_block, s_block, H, 2 * OUT, 8, False, PDL, TILED)
     tl.store(aq_ptr + pair * 2 * INTER + rows, (seen == 123456789).to(tl.int8))
     step = tl.full([1], 1e-3, tl.float32)
     tl.store(as_ptr + pair * (INTER // OUT) + tl.program_id(1) + tl.arange(0, 1), step)
@@ -103,16 +117,17 @@ def _mlp1_standin(ids_ptr, blocks_ptr, scales_ptr, aq_ptr, as_ptr, H: tl.constex
 def _mlp2_standin(ids_ptr, blocks_ptr, scales_ptr, part_ptr, H: tl.constexpr,
                   INTER: tl.constexpr, K_SEL: tl.constexpr, E: tl.constexpr, E_PAD: tl.constexpr,
                   K_PAD: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr,
-                  TRIGGER: tl.constexpr):  # fmt: skip
+                  TRIGGER: tl.constexpr, TILED: tl.constexpr):  # fmt: skip
     if TRIGGER:  # as mlp2: the combining launch comes up at once
         let_next_kernel_start(PDL)
     pair = tl.program_id(0)
     expert, _ = select_expert(ids_ptr, pair // K_SEL, pair % K_SEL, E, E_PAD, K_SEL, K_PAD)
     expert = expert.to(tl.int64)
     rows = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    w_rows = blocks_ptr + expert * (H * INTER // 8) + rows[:, None] * (INTER // 8)
-    s_rows = scales_ptr + expert * (H * INTER // 32) + rows[:, None] * (INTER // 32)
-    seen = _stream_rows(w_rows, s_rows, INTER, BLOCK_N, 16, True, PDL)
+    block = tl.program_id(1) * BLOCK_N
+    w_block = blocks_ptr + expert * (H * INTER // 8) + block * (INTER // 8)
+    s_block = scales_ptr + expert * (H * INTER // 32) + block * (INTER // 32)
+    seen = _stream_rows(w_block, s_block, INTER, BLOCK_N, 16, True, PDL, TILED)
     tl.store(part_ptr + pair * H + rows, (seen == 123456789).to(tl.float32))
 
 
@@ -182,7 +197,7 @@ class _Swap:
         _mlp1_standin[grid](ids, blocks, scales, aq, as_, H=kw["H"], INTER=kw["INTER"],
                             K_SEL=kw["K_SEL"], E=kw["E"], E_PAD=kw["E_PAD"], K_PAD=kw["K_PAD"],
                             OUT=kw["OUT"], PDL=kw["PDL"], launch_pdl=kw["PDL"],
-                            num_warps=4)  # fmt: skip
+                            TILED=kw.get("TILED", False), num_warps=4)  # fmt: skip
 
     def _mlp2(self, grid, args, kw):
         ids, blocks, scales, part = args[2], args[4], args[5], args[7]
@@ -192,6 +207,7 @@ class _Swap:
             ids, blocks, scales, part, H=kw["H"], INTER=kw["INTER"], K_SEL=kw["K_SEL"],
             E=kw["E"], E_PAD=kw["E_PAD"], K_PAD=kw["K_PAD"], BLOCK_N=block_n, PDL=kw["PDL"],
             TRIGGER=kw.get("TRIGGER", False), launch_pdl=kw["PDL"], num_warps=4,
+            TILED=kw.get("TILED", False),
         )  # fmt: skip
 
     def _router(self, grid, args, kw):
@@ -246,6 +262,8 @@ def main() -> None:
     contexts = [int(n) for n in args.contexts.split(",")]
     weights = random_weights_on_gpu(config)
     weights = replace(weights, embedding=weights.embedding.cuda())  # as the loader on an H100
+    for layer in weights.layers:  # the Triton table's expert layout, as load_generator does
+        layer.experts = build_ops(TORCH_OPS, torch.device("cuda")).prepare_experts(layer.experts)
     context = max(131072 if args.model == "20b" else 65536, max(contexts) + 512)
     cache = KVCache(config, context, torch.device("cuda"))
     greedy = SamplingOptions(temperature=0, max_tokens=129)

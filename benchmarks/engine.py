@@ -312,7 +312,10 @@ def worker_ours120b(root: Path) -> None:
     full_cache = cache_bytes(GPT_OSS_120B, GPT_OSS_120B.max_context_length) - cache.nbytes
     if free >= weights.embedding.nbytes + full_cache + TRITON_WORKSPACE_BYTES:
         weights.embedding = weights.embedding.cuda()
-    model = Transformer(GPT_OSS_120B, weights, build_ops(TORCH_OPS, torch.device("cuda")), context)
+    ops = build_ops(TORCH_OPS, torch.device("cuda"))
+    for layer in weights.layers:  # as load_generator does: the table's expert layout
+        layer.experts = ops.prepare_experts(layer.experts)
+    model = Transformer(GPT_OSS_120B, weights, ops, context)
     gen = LocalGenerator(model, cache, name="120b")
     emit("ours120b", "build_seconds", round(time.perf_counter() - started, 1),
          weight_gib=round(weights.nbytes() / 2**30, 2), context=context,

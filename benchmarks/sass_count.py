@@ -66,9 +66,12 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=16, help="mlp2 rows per program")
     parser.add_argument("--groups", type=int, default=8, help="groups of 32 per step")
     parser.add_argument("--warps", type=int, default=4)
+    parser.add_argument("--untiled", action="store_true",
+                        help="the checkpoint's expert layout (a GPU engine tiles it)")  # fmt: skip
     args = parser.parse_args()
     common = {"H": 2880, "INTER": 2880, "BLOCK_G": args.groups, "USE_ASM": True, "PIPE": 1,
-              "FROM_LOGITS": False, "E": 1, "E_PAD": 1, "K_PAD": 1, "PDL": True}  # fmt: skip
+              "FROM_LOGITS": False, "E": 1, "E_PAD": 1, "K_PAD": 1, "PDL": True,
+              "TILED": not args.untiled}  # fmt: skip
     pointers = {"ids_ptr": "*i64", "blocks_ptr": "*i32", "scales_ptr": "*u8", "bias_ptr": "*bf16",
                 "table_ptr": "*i32"}  # fmt: skip
     out = moe_decode.MLP1_OUT

@@ -24,13 +24,14 @@ from typing import Any
 
 import torch
 
-from gptoss_chat.model.ops import Ops
+from gptoss_chat.model.ops import ExpertWeights, Ops
 
 
 def build_ops(base: Ops, device: torch.device) -> Ops:
     # Imported here so that importing the package never compiles or touches a GPU.
     from gptoss_chat.kernels.attention_decode import attention_decode
     from gptoss_chat.kernels.attention_prefill import attention_prefill
+    from gptoss_chat.kernels.expert_layout import tile_experts
     from gptoss_chat.kernels.gemv import linear, linear_residual, norm_linear, unembedding
     from gptoss_chat.kernels.moe import moe, moe_block, out_proj_moe_block
     from gptoss_chat.kernels.rms_norm import rms_norm
@@ -54,7 +55,8 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
     }
     guarded = {name: _bf16_only(fn, getattr(base, name)) for name, fn in kernels.items()}
     return replace(base, name="triton", graph_safe_decode=True, graph_safe_prefill=True,
-                   sample=_sample, sample_into=_sample_into, **guarded)  # fmt: skip
+                   sample=_sample, sample_into=_sample_into, prepare_experts=tile_experts,
+                   **guarded)  # fmt: skip
 
 
 def _sample(
@@ -97,7 +99,10 @@ def _bf16_only(kernel: Callable[..., Any], fallback: Callable[..., Any]) -> Call
     def op(*args: Any) -> Any:
         if args[0].dtype == torch.bfloat16:
             return kernel(*args)
-        return fallback(*args)
+        from gptoss_chat.kernels.expert_layout import untiled_experts
+
+        # the references read experts in the checkpoint's layout (only bf16 ones get tiled)
+        return fallback(*(untiled_experts(a) if isinstance(a, ExpertWeights) else a for a in args))
 
     op.__name__ = getattr(kernel, "__name__", "op")
     return op

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from gptoss_chat.kernels.dequant import dequantize
+from gptoss_chat.kernels.expert_layout import TiledExpertWeights, untiled_experts
 from gptoss_chat.kernels.gemv import linear_residual, linear_residual_route
 from gptoss_chat.kernels.moe_decode import moe_experts_from_logits
 from gptoss_chat.kernels.moe_prefill import fits, moe_grouped
@@ -40,16 +41,21 @@ def moe(
         return moe_experts_from_logits(
             x, logits, experts_per_token, weights.mlp1_blocks, weights.mlp1_scales,
             weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
-            swiglu_limit,
+            swiglu_limit, tiled=_tiled(weights),
         )  # fmt: skip
     expert_ids, expert_weights = route(x, weights, experts_per_token)  # [T, k], [T, k]
     if fits(x.shape[1], weights.mlp2_blocks.shape[2] * 32, x.is_cuda):
         return moe_grouped(
             x, expert_ids, expert_weights, weights.mlp1_blocks, weights.mlp1_scales,
             weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
-            swiglu_limit,
+            swiglu_limit, tiled=_tiled(weights),
         )  # fmt: skip
     return _moe_by_expert(x, expert_ids, expert_weights, weights, swiglu_limit)
+
+
+def _tiled(weights: ExpertWeights) -> bool:
+    """Whether the Triton table's `prepare_experts` laid these experts out (expert_layout.py)."""
+    return isinstance(weights, TiledExpertWeights)
 
 
 def moe_block(
@@ -73,7 +79,7 @@ def moe_block(
     return moe_experts_from_logits(
         normed, logits, experts_per_token, weights.mlp1_blocks, weights.mlp1_scales,
         weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
-        swiglu_limit, quantized=fixed, residual=x,
+        swiglu_limit, quantized=fixed, residual=x, tiled=_tiled(weights),
     )  # fmt: skip
 
 
@@ -109,7 +115,7 @@ def out_proj_moe_block(
     return moe_experts_from_logits(
         normed, logits, experts_per_token, weights.mlp1_blocks, weights.mlp1_scales,
         weights.mlp1_bias, weights.mlp2_blocks, weights.mlp2_scales, weights.mlp2_bias,
-        swiglu_limit, quantized=fixed, residual=mid,
+        swiglu_limit, quantized=fixed, residual=mid, tiled=_tiled(weights),
     )  # fmt: skip
 
 
@@ -121,6 +127,7 @@ def _moe_by_expert(
     swiglu_limit: float,
 ) -> torch.Tensor:
     """Tokens grouped by expert; one host sync to learn the groups (prefill only)."""
+    weights = untiled_experts(weights)  # a copy in the checkpoint's layout (a fallback path)
     n_experts = weights.mlp1_blocks.shape[0]
     flat = expert_ids.reshape(-1)  # [T*k]
     order = torch.argsort(flat, stable=True)  # [T*k] positions sorted by expert

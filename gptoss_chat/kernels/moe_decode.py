@@ -16,6 +16,10 @@ The launches after the router's:
 4. `_combine_kernel`: the k partials summed in slot order (no atomics, so the result does not
    depend on scheduling), plus the residual when given.
 
+Layout: on a GPU the engine's experts are tiled (expert_layout.py): each program's block of rows
+stored step by step, so a step reads one 4 KB piece instead of 16 or 32 row pieces (+1.8%
+decode on an H100); `tiled=True` says so, and the programs' rows and steps are then the tiles'.
+
 Routing: `moe_experts` takes ids and weights; `moe_experts_from_logits` takes the router's
 logits (router.py) and lets every program pick its own expert (top-k of 32 values, softmax over
 the k), which saves the top-k launch. With programmatic dependent launch (Hopper), mlp1 comes up
@@ -41,6 +45,7 @@ from gptoss_chat.kernels.common import (
     tuning_sweep,
     wait_for_previous_kernel,
 )
+from gptoss_chat.kernels.expert_layout import MLP1_TILE, MLP2_TILE
 from gptoss_chat.kernels.mxfp4_int8 import (
     decode_table,
     fixed_x_offsets,
@@ -103,6 +108,7 @@ def _mlp1_kernel(
     PIPE: tl.constexpr = 0,
     PDL: tl.constexpr = False,
     OUT: tl.constexpr = 32,
+    TILED: tl.constexpr = False,
 ):
     # With PDL this program may start while the router runs: it waits for the router's logits,
     # then lets mlp2 start (mlp2 reads those logits before its own wait, so not earlier).
@@ -113,11 +119,13 @@ def _mlp1_kernel(
     expert, _ = _expert_of(ids_ptr, ids_ptr, pair, FROM_LOGITS, E, E_PAD, K_SEL, K_PAD)
     # OUT glu/linear row pairs: one group of outputs, quantised together for mlp2 (OUT = 32 or 16)
     rows = tl.program_id(1) * 2 * OUT + tl.arange(0, 2 * OUT)
-    w_rows = blocks_ptr + expert * (2 * INTER * H // 8) + rows[:, None] * (H // 8)
-    s_rows = scales_ptr + expert * (2 * INTER * H // 32) + rows[:, None] * (H // 32)
+    w_rows, s_rows, w_tail, s_tail = _row_pointers(
+        blocks_ptr + expert * (2 * INTER * H // 8), scales_ptr + expert * (2 * INTER * H // 32),
+        tl.program_id(1), H, 2 * OUT, BLOCK_G, TILED,
+    )  # fmt: skip
     h = mxfp4_fixed_row_dot(w_rows, s_rows, rows < 2 * INTER, xq_ptr + token * (H // 2),
                             xs_ptr + token * (H // 32), table_ptr, H, 2 * OUT, BLOCK_G,
-                            USE_ASM, PIPE)  # fmt: skip
+                            USE_ASM, PIPE, TILED=TILED, w_tail=w_tail, s_tail=s_tail)  # fmt: skip
     h += tl.load(bias_ptr + expert * 2 * INTER + rows).to(tl.float32)
     glu, lin = tl.split(tl.reshape(h, [OUT, 2]))
     glu = tl.minimum(glu, limit)
@@ -128,6 +136,29 @@ def _mlp1_kernel(
     tl.store(at, tl.reshape(hi, [OUT]))
     tl.store(at + 8, tl.reshape(lo, [OUT]))
     tl.store(as_ptr + pair * (INTER // OUT) + tl.program_id(1) + tl.arange(0, 1), step)
+
+
+@triton.jit
+def _row_pointers(w_expert, s_expert, block, K: tl.constexpr, R: tl.constexpr,
+                  BG: tl.constexpr, TILED: tl.constexpr):  # fmt: skip
+    """`mxfp4_fixed_row_dot`'s pointers to rows block * R .. + R - 1 of one expert's weight
+    ([rows, K/8] int32 codes from w_expert, [rows, K/32] scales from s_expert): each row's start,
+    or in a tiled weight (expert_layout.py) its piece of the first step and of the tail."""
+    r = tl.arange(0, R)
+    if TILED:
+        n_groups: tl.constexpr = K // 32
+        MAIN: tl.constexpr = n_groups - n_groups % BG
+        w_block = w_expert + block * (R * K // 8)
+        s_block = s_expert + block * (R * K // 32)
+        w_rows = w_block + r[:, None] * (4 * BG)
+        s_rows = s_block + r[:, None] * BG
+        w_tail = w_block + MAIN * 4 * R + r[:, None] * (4 * (n_groups - MAIN))
+        s_tail = s_block + MAIN * R + r[:, None] * (n_groups - MAIN)
+    else:
+        w_rows = w_expert + (block * R + r)[:, None] * (K // 8)
+        s_rows = s_expert + (block * R + r)[:, None] * (K // 32)
+        w_tail, s_tail = w_rows, s_rows
+    return w_rows, s_rows, w_tail, s_tail
 
 
 @triton.jit
@@ -155,6 +186,7 @@ def _mlp2_kernel(
     PDL: tl.constexpr = False,
     XG: tl.constexpr = 32,
     TRIGGER: tl.constexpr = False,
+    TILED: tl.constexpr = False,
 ):
     # The combining launch (PDL) may come up now and wait for us: its programs are resident
     # when mlp2 ends, and it lets the next layer's qkv projection come up too. Triggering
@@ -168,11 +200,13 @@ def _mlp2_kernel(
     expert, gate = _expert_of(ids_ptr, gate_ptr, pair, FROM_LOGITS, E, E_PAD, K_SEL, K_PAD)
     rows = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < H
-    w_rows = blocks_ptr + expert * (H * INTER // 8) + rows[:, None] * (INTER // 8)
-    s_rows = scales_ptr + expert * (H * INTER // 32) + rows[:, None] * (INTER // 32)
+    w_rows, s_rows, w_tail, s_tail = _row_pointers(
+        blocks_ptr + expert * (H * INTER // 8), scales_ptr + expert * (H * INTER // 32),
+        tl.program_id(1), INTER, BLOCK_N, BLOCK_G, TILED,
+    )  # fmt: skip
     y = mxfp4_fixed_row_dot(w_rows, s_rows, row_ok, aq_ptr32 + pair * (INTER // 2),
                             as_ptr + pair * (INTER // XG), table_ptr, INTER, BLOCK_N, BLOCK_G,
-                            USE_ASM, PIPE, PDL, XG)  # fmt: skip
+                            USE_ASM, PIPE, PDL, XG, TILED, w_tail, s_tail)  # fmt: skip
     y += tl.load(bias_ptr + expert * H + rows, mask=row_ok, other=0.0).to(tl.float32)
     tl.store(part_ptr + pair * H + rows, gate * y, mask=row_ok)
 
@@ -201,12 +235,13 @@ def _combine_kernel(part_ptr, out_ptr, H: tl.constexpr, K_SEL: tl.constexpr, BLO
 def _configs(name: str) -> list[triton.Config]:
     """The H100 winners (sweep of 2026-11-22, .devtree-style: every config timed in a graph), or
     a sweep (`common.tuning_sweep`). mlp1's rows are fixed at 64 (one quantised output group)."""
-    if not tuning_sweep():
+    if not tuning_sweep():  # also the tiles of expert_layout.py (the experts' layout on a GPU)
         if name == "mlp1":
-            return [triton.Config({"BLOCK_G": 8, "PIPE": 1}, num_warps=4)]
+            return [triton.Config({"BLOCK_G": MLP1_TILE[1], "PIPE": 1}, num_warps=4)]
         # (32, 16, 8 warps, PIPE 0) times the same alone (11.2 us); PIPE 1 puts the first
         # codes' request before the wait for mlp1 (programmatic dependent launch).
-        return [triton.Config({"BLOCK_N": 16, "BLOCK_G": 16, "PIPE": 1}, num_warps=4)]
+        return [triton.Config({"BLOCK_N": MLP2_TILE[0], "BLOCK_G": MLP2_TILE[1], "PIPE": 1},
+                              num_warps=4)]  # fmt: skip
     if name == "mlp1":
         return [triton.Config({"BLOCK_G": g, "PIPE": p}, num_warps=w)
                 for g in (8, 16) for w in (4, 8) for p in (0, 1, 3)]  # fmt: skip
@@ -264,14 +299,17 @@ def moe_experts(
     mlp2_bias: torch.Tensor,
     swiglu_limit: float,
     use_asm: bool | None = None,
+    *,
+    tiled: bool = False,
 ) -> torch.Tensor:
     """x [T, H] bf16, expert_ids [T, k], expert_weights [T, k] -> [T, H] bf16 (no residual).
 
     use_asm: the PTX byte-permute + dp4a path (GPU only); None picks it on CUDA. The other path
-    computes the same integers with plain tensor ops (the CPU interpreter)."""
+    computes the same integers with plain tensor ops (the CPU interpreter). tiled: the blocks
+    and scales are laid out by `expert_layout.tile` (MLP1_TILE, MLP2_TILE)."""
     return _launch(x, expert_ids, expert_weights, expert_ids.shape[1], mlp1_blocks, mlp1_scales,
                    mlp1_bias, mlp2_blocks, mlp2_scales, mlp2_bias, swiglu_limit,
-                   use_asm)  # fmt: skip
+                   use_asm, tiled=tiled)  # fmt: skip
 
 
 def moe_experts_from_logits(
@@ -288,16 +326,17 @@ def moe_experts_from_logits(
     *,
     quantized: tuple[torch.Tensor, torch.Tensor] | None = None,
     residual: torch.Tensor | None = None,
+    tiled: bool = False,
 ) -> torch.Tensor:
     """Like `moe_experts`, routing from router logits [T, E] float32: each program picks its
     expert (top-k, softmax over the k) itself, so routing costs no launch of its own.
 
     quantized: x already in fixed point ([T, 2H] int8, [T, H/32] float32, as the norm-router
     kernel writes it), which saves the quantising launch. residual [T, H] bf16: returned
-    residual + moe(x), added in the combining launch."""
+    residual + moe(x), added in the combining launch. tiled: as in `moe_experts`."""
     return _launch(x, router_logits, None, k_sel, mlp1_blocks, mlp1_scales, mlp1_bias,
                    mlp2_blocks, mlp2_scales, mlp2_bias, swiglu_limit, None, quantized,
-                   residual)  # fmt: skip
+                   residual, tiled=tiled)  # fmt: skip
 
 
 def _launch(
@@ -316,10 +355,15 @@ def _launch(
     quantized: tuple[torch.Tensor, torch.Tensor] | None = None,
     residual: torch.Tensor | None = None,
     out_group: int | None = None,
+    tiled: bool = False,
 ) -> torch.Tensor:
     """`ids` [T, k] with `gates` [T, k], or (gates None) the router logits [T, E] float32.
-    out_group: mlp1's outputs per program (32 or 16), also mlp2's activation group."""
+    out_group: mlp1's outputs per program (32 or 16), also mlp2's activation group. tiled: the
+    programs' rows and steps are the tiles' (`expert_layout`), on the GPU and in the
+    interpreter alike."""
     out_group = out_group or MLP1_OUT
+    if tiled and 2 * out_group != MLP1_TILE[0]:
+        raise ValueError(f"tiled experts are read by programs of {MLP1_TILE[0] // 2} outputs")
     _, hidden, inter = _check_experts(x, mlp1_blocks, mlp1_scales, mlp2_blocks, mlp2_scales)
     if use_asm is None:
         use_asm = x.is_cuda
@@ -353,30 +397,36 @@ def _launch(
     k_arg = {"K_SEL": k_sel} if routing else {}
     pdl = pdl_enabled(x) and use_asm  # False off CUDA
     if x.is_cuda:
+        if tiled and tuning_sweep():
+            raise ValueError("tiled experts fix the expert kernels' blocks: no sweep over them")
+        # (with tiled experts the one config of each is the tile's: `expert_layout`)
         _mlp1_tuned[(pairs, inter // out_group)](
             xq.view(torch.int32), xs, ids, w1, mlp1_scales, mlp1_bias, aq, as_, table,
             float(swiglu_limit), H=hidden, INTER=inter, K_SEL=k_sel, USE_ASM=use_asm, **routing,
-            PDL=pdl, launch_pdl=pdl, OUT=out_group,
+            PDL=pdl, launch_pdl=pdl, OUT=out_group, TILED=tiled,
         )  # fmt: skip
         grid2 = lambda meta: (pairs, triton.cdiv(hidden, meta["BLOCK_N"]))  # noqa: E731
         _mlp2_tuned[grid2](
             aq.view(torch.int32), as_, ids, gates, w2, mlp2_scales, mlp2_bias, part, table,
             H=hidden, INTER=inter, USE_ASM=use_asm, **routing, **k_arg, PDL=pdl, launch_pdl=pdl,
-            XG=out_group, TRIGGER=pdl,
+            XG=out_group, TRIGGER=pdl, TILED=tiled,
         )  # fmt: skip
     else:  # the interpreter runs programs one by one: few, large programs are fastest (and
         # with PIPE=1, the GPU's look-ahead loop)
         block_g = min(8, triton.next_power_of_2(min(hidden, inter) // 32))
+        block_n = min(64, triton.next_power_of_2(hidden))
+        block_g2 = block_g
+        if tiled:
+            block_g, (block_n, block_g2) = MLP1_TILE[1], MLP2_TILE
         _mlp1_kernel[(pairs, inter // out_group)](
             xq.view(torch.int32), xs, ids, w1, mlp1_scales, mlp1_bias, aq, as_, table,
             float(swiglu_limit), H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_G=block_g,
-            USE_ASM=use_asm, **routing, OUT=out_group, PIPE=1,
+            USE_ASM=use_asm, **routing, OUT=out_group, PIPE=1, TILED=tiled,
         )  # fmt: skip
-        block_n = min(64, triton.next_power_of_2(hidden))
         _mlp2_kernel[(pairs, triton.cdiv(hidden, block_n))](
             aq.view(torch.int32), as_, ids, gates, w2, mlp2_scales, mlp2_bias, part, table,
-            H=hidden, INTER=inter, BLOCK_N=block_n, BLOCK_G=block_g, USE_ASM=use_asm,
-            **routing, **k_arg, XG=out_group, PIPE=1,
+            H=hidden, INTER=inter, BLOCK_N=block_n, BLOCK_G=block_g2, USE_ASM=use_asm,
+            **routing, **k_arg, XG=out_group, PIPE=1, TILED=tiled,
         )  # fmt: skip
     block = 1024 if x.is_cuda else triton.next_power_of_2(hidden)
     # mlp2's dependent (PDL, triggered at mlp2's start): on an H100 (2026-11-22) a plain launch

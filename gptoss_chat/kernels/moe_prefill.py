@@ -22,6 +22,7 @@ import triton
 import triton.language as tl
 
 from gptoss_chat.kernels.common import dot, tuning_sweep
+from gptoss_chat.kernels.expert_layout import MLP1_TILE, MLP2_TILE, tiled_offsets
 from gptoss_chat.kernels.moe_decode import _combine_kernel
 from gptoss_chat.kernels.mxfp4 import fp4_pair, scale_from_e8m0
 
@@ -43,15 +44,24 @@ def _tile_rows(tile, tile_end_ptr, starts_ptr, ends_ptr, E: tl.constexpr, E_PAD:
 
 
 @triton.jit
-def _decode_tile(blocks_row, scales_row, k0, R: tl.constexpr, BLOCK_K: tl.constexpr,
-                 USE_PRMT: tl.constexpr):  # fmt: skip
-    """Columns [k0, k0 + BLOCK_K) of an MXFP4 weight for the rows at blocks_row [R, 1] ->
-    bf16 [R, BLOCK_K] in natural column order."""
-    byte_offs = k0 // 2 + tl.arange(0, BLOCK_K // 2)  # [BK/2]
-    packed = tl.load(blocks_row + byte_offs[None, :])  # [R, BK/2] uint8
+def _decode_tile(blocks_ptr, scales_ptr, rows, k0, K: tl.constexpr, R: tl.constexpr,
+                 BLOCK_K: tl.constexpr, USE_PRMT: tl.constexpr, TILED: tl.constexpr = False,
+                 TILE_ROWS: tl.constexpr = 1, TILE_GROUPS: tl.constexpr = 1):  # fmt: skip
+    """Columns [k0, k0 + BLOCK_K) of one expert's MXFP4 weight (blocks_ptr [N, K/32, 16],
+    scales_ptr [N, K/32]) at `rows` [R] -> bf16 [R, BLOCK_K] in natural column order. TILED: the
+    weight is laid out by `expert_layout.tile` (TILE_ROWS x TILE_GROUPS steps); BLOCK_K / 32
+    must divide TILE_GROUPS, so the tile's groups are contiguous in every row."""
+    if TILED:
+        at = tiled_offsets(rows, k0 // 32, K // 32, TILE_ROWS, TILE_GROUPS, 16)
+        at_s = tiled_offsets(rows, k0 // 32, K // 32, TILE_ROWS, TILE_GROUPS, 1)
+    else:
+        at = rows.to(tl.int64) * (K // 2) + k0 // 2
+        at_s = rows.to(tl.int64) * (K // 32) + k0 // 32
+    packed = tl.load(blocks_ptr + at[:, None] + tl.arange(0, BLOCK_K // 2)[None, :])  # uint8
     lo, hi = fp4_pair(packed, USE_PRMT)  # [R, BK/2] float32
-    groups = k0 // 32 + tl.arange(0, BLOCK_K // 32)
-    scale = scale_from_e8m0(tl.load(scales_row + groups[None, :]))  # [R, BK/32]
+    scale = scale_from_e8m0(
+        tl.load(scales_ptr + at_s[:, None] + tl.arange(0, BLOCK_K // 32)[None, :])
+    )  # [R, BK/32]
     lo = tl.reshape(tl.reshape(lo, [R, BLOCK_K // 32, 16]) * scale[:, :, None], [R, BLOCK_K // 2])
     hi = tl.reshape(tl.reshape(hi, [R, BLOCK_K // 32, 16]) * scale[:, :, None], [R, BLOCK_K // 2])
     return tl.reshape(tl.join(lo, hi), [R, BLOCK_K]).to(tl.bfloat16)  # interleave lo, hi
@@ -79,6 +89,9 @@ def _grouped_mlp1_kernel(
     BLOCK_K: tl.constexpr,
     USE_PRMT: tl.constexpr,
     UPCAST: tl.constexpr,
+    TILED: tl.constexpr = False,
+    TILE_ROWS: tl.constexpr = 1,
+    TILE_GROUPS: tl.constexpr = 1,
 ):
     expert, rows, ok = _tile_rows(tl.program_id(0), tile_end_ptr, starts_ptr, ends_ptr, E, E_PAD,
                                   BLOCK_M)  # fmt: skip
@@ -86,15 +99,25 @@ def _grouped_mlp1_kernel(
         tokens = tl.load(order_ptr + rows, mask=ok, other=0) // K_SEL  # [BM]
         w_rows = tl.program_id(1) * 2 * BLOCK_I + tl.arange(0, 2 * BLOCK_I)  # glu/lin interleaved
         e64 = expert.to(tl.int64)
-        blocks_row = blocks_ptr + (e64 * 2 * INTER + w_rows[:, None]) * (H // 2)
-        scales_row = scales_ptr + (e64 * 2 * INTER + w_rows[:, None]) * (H // 32)
+        expert_blocks = blocks_ptr + e64 * 2 * INTER * (H // 2)
+        expert_scales = scales_ptr + e64 * 2 * INTER * (H // 32)
         acc = tl.zeros([BLOCK_M, 2 * BLOCK_I], dtype=tl.float32)
         for k0 in range(0, H, BLOCK_K):
             ks = k0 + tl.arange(0, BLOCK_K)
             xs = tl.load(x_ptr + tokens[:, None] * H + ks[None, :], mask=ok[:, None], other=0.0)
             w = _decode_tile(
-                blocks_row, scales_row, k0, 2 * BLOCK_I, BLOCK_K, USE_PRMT
-            )  # [2BI, BK]
+                expert_blocks,
+                expert_scales,
+                w_rows,
+                k0,
+                H,
+                2 * BLOCK_I,
+                BLOCK_K,
+                USE_PRMT,
+                TILED,
+                TILE_ROWS,
+                TILE_GROUPS,
+            )  # fmt: skip  [2BI, BK]
             acc += dot(xs, tl.trans(w), UPCAST)
         acc += tl.load(bias_ptr + e64 * 2 * INTER + w_rows).to(tl.float32)[None, :]
         acc = acc.to(tl.bfloat16).to(tl.float32)  # the reference's bf16 linear output
@@ -128,6 +151,9 @@ def _grouped_mlp2_kernel(
     BLOCK_K: tl.constexpr,
     USE_PRMT: tl.constexpr,
     UPCAST: tl.constexpr,
+    TILED: tl.constexpr = False,
+    TILE_ROWS: tl.constexpr = 1,
+    TILE_GROUPS: tl.constexpr = 1,
 ):
     expert, rows, ok = _tile_rows(tl.program_id(0), tile_end_ptr, starts_ptr, ends_ptr, E, E_PAD,
                                   BLOCK_M)  # fmt: skip
@@ -135,13 +161,25 @@ def _grouped_mlp2_kernel(
         pairs = tl.load(order_ptr + rows, mask=ok, other=0)  # [BM]
         cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
         e64 = expert.to(tl.int64)
-        blocks_row = blocks_ptr + (e64 * H + cols[:, None]) * (INTER // 2)
-        scales_row = scales_ptr + (e64 * H + cols[:, None]) * (INTER // 32)
+        expert_blocks = blocks_ptr + e64 * H * (INTER // 2)
+        expert_scales = scales_ptr + e64 * H * (INTER // 32)
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
         for k0 in range(0, INTER, BLOCK_K):
             ks = k0 + tl.arange(0, BLOCK_K)
             a = tl.load(act_ptr + rows[:, None] * INTER + ks[None, :], mask=ok[:, None], other=0.0)
-            w = _decode_tile(blocks_row, scales_row, k0, BLOCK_N, BLOCK_K, USE_PRMT)  # [BN, BK]
+            w = _decode_tile(
+                expert_blocks,
+                expert_scales,
+                cols,
+                k0,
+                INTER,
+                BLOCK_N,
+                BLOCK_K,
+                USE_PRMT,
+                TILED,
+                TILE_ROWS,
+                TILE_GROUPS,
+            )  # fmt: skip  [BN, BK]
             acc += dot(a, tl.trans(w), UPCAST)
         acc += tl.load(bias_ptr + e64 * H + cols).to(tl.float32)[None, :]
         acc = acc.to(tl.bfloat16).to(tl.float32)  # the reference's bf16 linear output
@@ -217,9 +255,12 @@ def moe_grouped(
     mlp2_scales: torch.Tensor,
     mlp2_bias: torch.Tensor,
     swiglu_limit: float,
+    *,
+    tiled: bool = False,
 ) -> torch.Tensor:
     """Same contract as `moe_decode.moe_experts`, for many tokens (no host sync). Needs H and I
-    to be multiples of the block sizes (64 on a GPU: true of every gpt-oss); `fits` says."""
+    to be multiples of the block sizes (64 on a GPU: true of every gpt-oss); `fits` says.
+    tiled: the blocks and scales are laid out by `expert_layout.tile`."""
     n_tokens, hidden = x.shape
     n_experts, two_inter = mlp1_blocks.shape[:2]
     inter = two_inter // 2
@@ -249,28 +290,31 @@ def moe_grouped(
     args1 = (x, order, starts, ends, tile_end, mlp1_blocks, mlp1_scales, mlp1_bias, act,
              float(swiglu_limit))  # fmt: skip
     args2 = (act, order, starts, ends, tile_end, gates, mlp2_blocks, mlp2_scales, mlp2_bias, part)
+    # Every BLOCK_K here (32 or 64) reads whole groups of one tiled step or tail (expert_layout).
+    tiles1 = dict(TILED=True, TILE_ROWS=MLP1_TILE[0], TILE_GROUPS=MLP1_TILE[1]) if tiled else {}
+    tiles2 = dict(TILED=True, TILE_ROWS=MLP2_TILE[0], TILE_GROUPS=MLP2_TILE[1]) if tiled else {}
     if cuda and tuning_sweep():
         grid1 = lambda meta: (max_tiles, triton.cdiv(inter, meta["BLOCK_I"]))  # noqa: E731
-        _mlp1_tuned[grid1](*args1, H=hidden, INTER=inter, K_SEL=k_sel, **common)
+        _mlp1_tuned[grid1](*args1, H=hidden, INTER=inter, K_SEL=k_sel, **common, **tiles1)
         grid2 = lambda meta: (max_tiles, triton.cdiv(hidden, meta["BLOCK_N"]))  # noqa: E731
-        _mlp2_tuned[grid2](*args2, H=hidden, INTER=inter, **common)
+        _mlp2_tuned[grid2](*args2, H=hidden, INTER=inter, **common, **tiles2)
     elif cuda:
         meta1 = _launch_meta("mlp1", "BLOCK_I", block_m)
         _grouped_mlp1_kernel[(max_tiles, triton.cdiv(inter, meta1["BLOCK_I"]))](
-            *args1, H=hidden, INTER=inter, K_SEL=k_sel, **common, **meta1
+            *args1, H=hidden, INTER=inter, K_SEL=k_sel, **common, **meta1, **tiles1
         )
         meta2 = _launch_meta("mlp2", "BLOCK_N", block_m)
         _grouped_mlp2_kernel[(max_tiles, triton.cdiv(hidden, meta2["BLOCK_N"]))](
-            *args2, H=hidden, INTER=inter, **common, **meta2
+            *args2, H=hidden, INTER=inter, **common, **meta2, **tiles2
         )
     else:
         _grouped_mlp1_kernel[(max_tiles, triton.cdiv(inter, block_i))](
             *args1, H=hidden, INTER=inter, K_SEL=k_sel, BLOCK_I=block_i, BLOCK_K=block_k,
-            num_warps=4, **common,
+            num_warps=4, **common, **tiles1,
         )  # fmt: skip
         _grouped_mlp2_kernel[(max_tiles, triton.cdiv(hidden, block_n))](
             *args2, H=hidden, INTER=inter, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=4,
-            **common,
+            **common, **tiles2,
         )  # fmt: skip
     out = torch.empty_like(x)
     block = 1024 if cuda else triton.next_power_of_2(hidden)

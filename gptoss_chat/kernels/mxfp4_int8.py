@@ -127,15 +127,24 @@ def mxfp4_fixed_row_dot(
     PIPE: tl.constexpr = 0,
     PDL: tl.constexpr = False,
     XG: tl.constexpr = 32,
+    TILED: tl.constexpr = False,
+    w_tail=None,
+    s_tail=None,
 ):
     """Sum over k of W[r, k] * x[k] for R rows of one MXFP4 matrix, float32 [R].
 
     A step covers BLOCK_G groups of 32 as an [R, 4 * BLOCK_G] tile of int32 code words,
     contiguous along each row (coalesced 16-byte loads, four words = one group per thread), and
     every activation word a thread loads serves all the rows it holds. Whole groups left over
-    go through narrower tiles."""
+    go through narrower tiles.
+
+    The weight's layout: w_rows / s_rows point at each row's first code word / scale. TILED
+    (expert_layout.py, R rows and BLOCK_G groups a step as tiled): w_rows / s_rows point at each
+    row's piece of the block's first step (steps are R times a row's piece apart) and w_tail /
+    s_tail at its piece of the tail."""
     n_groups: tl.constexpr = K // 32
     MAIN: tl.constexpr = n_groups - n_groups % BLOCK_G  # groups covered by full steps
+    SS: tl.constexpr = R if TILED else 1  # a step's stride over a row's piece of it
     acc = tl.zeros([R], dtype=tl.float32)
     if PIPE == 1 and MAIN > 0:
         # The next step's codes, scales and activations are all requested before this step's
@@ -143,53 +152,62 @@ def mxfp4_fixed_row_dot(
         # loads that feed tl.dot by itself). With the codes alone requested ahead, each step
         # still waited a memory round trip for its own scales: the MoE decoded 552 against 559
         # tok/s at 1k on an H100 (2026-11-22). Two steps ahead: 557 (mlp1), 544 (mlp2).
-        packed = _load_codes(w_rows, row_mask, 0, BLOCK_G)
-        scale = _load_scales(s_rows, row_mask, 0, BLOCK_G)
+        packed = _load_codes(w_rows, row_mask, 0, BLOCK_G, SS)
+        scale = _load_scales(s_rows, row_mask, 0, BLOCK_G, SS)
         wait_for_previous_kernel(PDL)  # x comes from it; the first weights are on the way
         xv, steps = _load_x(xq_ptr, xs_ptr, 0, BLOCK_G, USE_ASM, XG)
         for g0 in range(0, MAIN, BLOCK_G):
             ahead = tl.minimum(g0 + BLOCK_G, MAIN - BLOCK_G)
-            next_packed = _load_codes(w_rows, row_mask, ahead, BLOCK_G)
-            next_scale = _load_scales(s_rows, row_mask, ahead, BLOCK_G)
+            next_packed = _load_codes(w_rows, row_mask, ahead, BLOCK_G, SS)
+            next_scale = _load_scales(s_rows, row_mask, ahead, BLOCK_G, SS)
             next_xv, next_steps = _load_x(xq_ptr, xs_ptr, ahead, BLOCK_G, USE_ASM, XG)
             acc += _step_sums(packed, scale, xv, steps, table_ptr, R, BLOCK_G, USE_ASM, XG)
             packed, scale, xv, steps = next_packed, next_scale, next_xv, next_steps
     elif PIPE > 1 and MAIN > 0:
         wait_for_previous_kernel(PDL)
         for g0 in tl.range(0, MAIN, BLOCK_G, num_stages=PIPE):
-            packed = _load_codes(w_rows, row_mask, g0, BLOCK_G)
+            packed = _load_codes(w_rows, row_mask, g0, BLOCK_G, SS)
             acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
-                               BLOCK_G, USE_ASM, XG)  # fmt: skip
+                               BLOCK_G, USE_ASM, XG, SS)  # fmt: skip
     else:
         wait_for_previous_kernel(PDL)
         for g0 in range(0, MAIN, BLOCK_G):
-            packed = _load_codes(w_rows, row_mask, g0, BLOCK_G)
+            packed = _load_codes(w_rows, row_mask, g0, BLOCK_G, SS)
             acc += _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K, R,
-                               BLOCK_G, USE_ASM, XG)  # fmt: skip
+                               BLOCK_G, USE_ASM, XG, SS)  # fmt: skip
     # Whole groups left over, in one narrower step per set bit of their count (2880 = 90
     # groups: with 16-group steps the 10 left go as 8 + 2, not as five steps of 2).
     TAIL: tl.constexpr = n_groups - MAIN
     for bit in tl.static_range(6, -1, -1):
         if (TAIL >> bit) & 1:  # (no named constexprs here: each would be assigned per bit)
-            tail_codes = _load_codes(w_rows, row_mask, MAIN + ((TAIL >> (bit + 1)) << (bit + 1)),
-                                     1 << bit)  # fmt: skip
-            acc += _group_sums(tail_codes, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr,
-                               MAIN + ((TAIL >> (bit + 1)) << (bit + 1)), K, R, 1 << bit,
-                               USE_ASM, XG)  # fmt: skip
+            if TILED:  # each row's tail is contiguous: groups counted from the tail's start
+                tail_codes = _load_codes(w_tail, row_mask, (TAIL >> (bit + 1)) << (bit + 1),
+                                         1 << bit)  # fmt: skip
+                acc += _group_sums(tail_codes, s_tail, row_mask, xq_ptr, xs_ptr, table_ptr,
+                                   (TAIL >> (bit + 1)) << (bit + 1), K, R, 1 << bit, USE_ASM,
+                                   XG, X_FROM=MAIN)  # fmt: skip
+            else:
+                tail_codes = _load_codes(
+                    w_rows, row_mask, MAIN + ((TAIL >> (bit + 1)) << (bit + 1)), 1 << bit
+                )
+                acc += _group_sums(tail_codes, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr,
+                                   MAIN + ((TAIL >> (bit + 1)) << (bit + 1)), K, R, 1 << bit,
+                                   USE_ASM, XG)  # fmt: skip
     return acc
 
 
 @triton.jit
-def _load_codes(w_rows, row_mask, g0, BG: tl.constexpr):
-    """int32 [R, 4 BG]: the code words of groups g0 .. g0+BG-1 of every row."""
-    words = g0 * 4 + tl.arange(0, 4 * BG)
+def _load_codes(w_rows, row_mask, g0, BG: tl.constexpr, SS: tl.constexpr = 1):
+    """int32 [R, 4 BG]: the code words of groups g0 .. g0+BG-1 of every row (SS: how many rows'
+    pieces a step holds in a tiled weight, else 1)."""
+    words = g0 * 4 * SS + tl.arange(0, 4 * BG)
     return tl.load(w_rows + words[None, :], mask=row_mask[:, None], other=0)
 
 
 @triton.jit
-def _load_scales(s_rows, row_mask, g0, BG: tl.constexpr):
-    """uint8 [R, BG]: the e8m0 scales of groups g0 .. g0+BG-1 of every row."""
-    groups = g0 + tl.arange(0, BG)
+def _load_scales(s_rows, row_mask, g0, BG: tl.constexpr, SS: tl.constexpr = 1):
+    """uint8 [R, BG]: the e8m0 scales of groups g0 .. g0+BG-1 of every row (SS: `_load_codes`)."""
+    groups = g0 * SS + tl.arange(0, BG)
     return tl.load(s_rows + groups[None, :], mask=row_mask[:, None], other=0)
 
 
@@ -242,10 +260,12 @@ def _step_sums(packed, scale, xv, steps, table_ptr, R: tl.constexpr, BG: tl.cons
 @triton.jit
 def _group_sums(packed, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr, g0, K: tl.constexpr,
                 R: tl.constexpr, BG: tl.constexpr, USE_ASM: tl.constexpr,
-                XG: tl.constexpr = 32):  # fmt: skip
-    """float32 [R]: each row's products over groups g0 .. g0+BG-1 (codes `packed`), scaled."""
-    xv, steps = _load_x(xq_ptr, xs_ptr, g0, BG, USE_ASM, XG)
-    scale = _load_scales(s_rows, row_mask, g0, BG)
+                XG: tl.constexpr = 32, SS: tl.constexpr = 1, X_FROM: tl.constexpr = 0):  # fmt: skip
+    """float32 [R]: each row's products over groups g0 .. g0+BG-1 (codes `packed`), scaled;
+    the activations are those of groups X_FROM + g0 .. (a tiled weight's tail counts its groups
+    from the tail's start)."""
+    xv, steps = _load_x(xq_ptr, xs_ptr, X_FROM + g0, BG, USE_ASM, XG)
+    scale = _load_scales(s_rows, row_mask, g0, BG, SS)
     return _step_sums(packed, scale, xv, steps, table_ptr, R, BG, USE_ASM, XG)
 
 
