@@ -374,6 +374,8 @@ def load_generator(
     weights = load_weights(info, device, progress, dtype=dtype, embedding_on_host=embedding_on_host)
     for layer in weights.layers:
         layer.experts = ops.prepare_experts(layer.experts)
+    if device.type == "cuda":  # the layouts prepare_experts replaced leave cached blocks behind
+        torch.cuda.empty_cache()
     triton = device.type == "cuda" and ops.name == "triton"
     workspace = TRITON_WORKSPACE_BYTES if triton else None
     size, note = choose_context(info.config, context, device, workspace)
