@@ -14,10 +14,10 @@ against 13.4-13.7 us in the checkpoint's order (`.devtree`-style probe); decode 
 went from 576.1-576.7 to 587.5-589.6 tok/s, at 32k from 501.5-503.5 to 508.7-511.5.
 
 Every kernel that reads a tiled expert computes the same addresses: the decode GEMVs
-(`mxfp4_int8.mxfp4_fixed_row_dot` with TILED), the prefill grouped GEMM (`moe_prefill`), and
-`untile` for the per-expert fallback. The reference ops never see a tiled expert: only the
-Triton table's `prepare_experts` tiles, and only bf16 experts on a GPU (a float32 model runs the
-references).
+(`mxfp4_int8.mxfp4_fixed_row_dot` with TILED, `moe_decode._row_pointers`), the prefill grouped
+GEMM (`moe_prefill._row_starts`), and `untile` for the per-expert fallback. The reference ops
+never see a tiled expert: only the Triton table's `prepare_experts` tiles, and only bf16 experts
+on a GPU (a float32 model runs the references).
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import torch
-import triton
-import triton.language as tl
 
 from gptoss_chat.kernels.common import tuning_sweep
 from gptoss_chat.model.ops import ExpertWeights
@@ -125,19 +123,3 @@ def untiled_experts(weights: ExpertWeights) -> ExpertWeights:
         weights.mlp2_blocks, weights.mlp2_scales, *MLP2_TILE
     )
     return ExpertWeights(**values)
-
-
-@triton.jit
-def tiled_offsets(rows, g0, N_GROUPS: tl.constexpr, ROWS: tl.constexpr, GROUPS: tl.constexpr,
-                  UNIT: tl.constexpr):  # fmt: skip
-    """Offsets (in units of UNIT bytes a group: 16 for codes, 1 for scales) of group g0 of each
-    of `rows` (row indices within one expert) in a tiled weight; the groups after g0 up to the
-    end of its step (or of the tail) follow it contiguously."""
-    MAIN: tl.constexpr = N_GROUPS - N_GROUPS % GROUPS
-    TAIL: tl.constexpr = N_GROUPS - MAIN
-    block = (rows // ROWS) * (ROWS * N_GROUPS * UNIT)
-    within = rows % ROWS
-    in_step = (g0 // GROUPS) * (ROWS * GROUPS * UNIT) + within * (GROUPS * UNIT)
-    in_step += (g0 % GROUPS) * UNIT
-    in_tail = MAIN * ROWS * UNIT + within * (TAIL * UNIT) + (g0 - MAIN) * UNIT
-    return block + tl.where(g0 < MAIN, in_step, in_tail)
