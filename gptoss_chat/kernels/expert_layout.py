@@ -10,8 +10,10 @@ copy is kept: the loader drops the checkpoint layout) and each block keeps its p
 layout is a permutation within every block of rows.
 
 Measured on an H100 (2026-11-22): reading mlp1's 32 MB with plain loads took 12.6-13.0 us tiled
-against 13.4-13.7 us in the checkpoint's order (`.devtree`-style probe); decode after a 1k prompt
-went from 576.1-576.7 to 587.5-589.6 tok/s, at 32k from 501.5-503.5 to 508.7-511.5.
+against 13.4-13.7 us in the checkpoint's order (`.devtree`-style probe); gpt-oss-20b decoded
++1.8-2.3% (after a 1k prompt and at 32k); its 8k prefill took 0.231 s against 0.208 s (the
+grouped GEMM reads 32-byte pieces of 128 rows a step either way; why it is slower tiled is
+open). gpt-oss-120b lost 1.5% tiled, so it stays untiled (`TILE_MAX_EXPERTS`).
 
 Every kernel that reads a tiled expert computes the same addresses: the decode GEMVs
 (`mxfp4_int8.mxfp4_fixed_row_dot` with TILED, `moe_decode._row_pointers`), the prefill grouped
@@ -89,17 +91,30 @@ def untile(
     return (plain[0], plain_s[0]) if one else (plain.contiguous(), plain_s.contiguous())
 
 
+TILE_MAX_EXPERTS = 32
+"""Experts per layer up to which tiling pays. On an H100 (2026-11-22, engine.py's harness, one
+process, plain against tiled): gpt-oss-20b (32 experts) decoded 577.8 / 578.3 against 588.8 /
+590.5 tok/s after a 1k prompt, but gpt-oss-120b (128 experts, 64k cache) 412.5 / 410.1 against
+405.6 / 404.6: tiled, the 120b lost 1.5%, for a reason not yet found (its 2k prefill gained)."""
+
+
+def worth_tiling(weights: ExpertWeights) -> bool:
+    """bf16 experts whose rows split into whole blocks, at most TILE_MAX_EXPERTS a layer."""
+    return (weights.mlp1_bias.dtype == torch.bfloat16
+            and weights.mlp1_blocks.shape[0] <= TILE_MAX_EXPERTS
+            and tileable(weights.mlp1_blocks, MLP1_TILE[0])
+            and tileable(weights.mlp2_blocks, MLP2_TILE[0]))  # fmt: skip
+
+
 def tile_experts(weights: ExpertWeights) -> ExpertWeights:
-    """The Triton table's `prepare_experts`: bf16 experts on a GPU whose rows split into whole
-    blocks come back tiled (`TiledExpertWeights`); anything else (and everything while
-    GPTOSS_TRITON_AUTOTUNE sweeps the expert kernels' blocks) unchanged."""
+    """The Triton table's `prepare_experts`: experts on a GPU that are `worth_tiling` come back
+    tiled (`TiledExpertWeights`); anything else (and everything while GPTOSS_TRITON_AUTOTUNE
+    sweeps the expert kernels' blocks) unchanged."""
     if isinstance(weights, TiledExpertWeights) or tuning_sweep():  # a sweep varies the blocks
         return weights
     rows1, groups1 = MLP1_TILE
     rows2, groups2 = MLP2_TILE
-    if (not weights.mlp1_blocks.is_cuda or weights.mlp1_bias.dtype != torch.bfloat16
-            or not tileable(weights.mlp1_blocks, rows1)
-            or not tileable(weights.mlp2_blocks, rows2)):  # fmt: skip
+    if not weights.mlp1_blocks.is_cuda or not worth_tiling(weights):
         return weights
     values = {f.name: getattr(weights, f.name) for f in fields(weights)}
     values["mlp1_blocks"], values["mlp1_scales"] = tile(

@@ -12,11 +12,13 @@ import torch
 from gptoss_chat.kernels.expert_layout import (
     MLP1_TILE,
     MLP2_TILE,
+    TILE_MAX_EXPERTS,
     TiledExpertWeights,
     tile,
     tile_experts,
     untile,
     untiled_experts,
+    worth_tiling,
 )
 from gptoss_chat.kernels.moe_decode import moe_experts, moe_experts_from_logits
 from gptoss_chat.kernels.moe_prefill import moe_grouped
@@ -71,7 +73,12 @@ def test_untile_inverts_tile(rows: int, groups: int, shape: tuple[int, int, int]
 
 def test_only_bf16_experts_on_a_gpu_are_tiled(device: torch.device) -> None:
     w = random_experts(2, HIDDEN, INTER, torch.device("cpu"), seed=0)
+    assert worth_tiling(w)
     assert tile_experts(w) is w  # on the host: the references' layout stays
+    assert not worth_tiling(replace(w, mlp1_bias=w.mlp1_bias.float()))  # a float32 model
+    assert not worth_tiling(random_experts(2, 96, 40, torch.device("cpu"), seed=0))  # 80 rows
+    many = random_experts(TILE_MAX_EXPERTS + 1, 64, 64, torch.device("cpu"), seed=0)
+    assert not worth_tiling(many)  # gpt-oss-120b's 128 experts: slower tiled
     tiled = _tiled_weights(w)
     assert tile_experts(tiled) is tiled
     back = untiled_experts(tiled)
