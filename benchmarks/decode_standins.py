@@ -262,8 +262,9 @@ def main() -> None:
     contexts = [int(n) for n in args.contexts.split(",")]
     weights = random_weights_on_gpu(config)
     weights = replace(weights, embedding=weights.embedding.cuda())  # as the loader on an H100
+    prepare = build_ops(TORCH_OPS, torch.device("cuda")).prepare_experts
     for layer in weights.layers:  # the Triton table's expert layout, as load_generator does
-        layer.experts = build_ops(TORCH_OPS, torch.device("cuda")).prepare_experts(layer.experts)
+        layer.experts = prepare(layer.experts)
     context = max(131072 if args.model == "20b" else 65536, max(contexts) + 512)
     cache = KVCache(config, context, torch.device("cuda"))
     greedy = SamplingOptions(temperature=0, max_tokens=129)
