@@ -88,6 +88,9 @@ def argmax_into(
                          f"{tuple(x.shape)}")  # fmt: skip
     if out.numel() != 1 or out.dtype != torch.int64:
         raise ValueError(f"argmax writes one int64, got {out.dtype} {tuple(out.shape)}")
+    if host is not None and (host.numel() != 1 or host.dtype != torch.int64):
+        raise ValueError(f"argmax writes one int64 to the host, got {host.dtype} "
+                         f"{tuple(host.shape)}")  # fmt: skip
     gather: dict = {}
     if table is not None:
         contiguous = table.is_contiguous() and row_out is not None and row_out.is_contiguous()
@@ -103,9 +106,6 @@ def argmax_into(
     programs = triton.cdiv(n, _BLOCK * _STEPS)
     values = torch.empty(programs, dtype=torch.float32, device=x.device)
     indices = torch.empty(programs, dtype=torch.int32, device=x.device)
-    if host is not None and (host.numel() != 1 or host.dtype != torch.int64):
-        raise ValueError(f"argmax writes one int64 to the host, got {host.dtype} "
-                         f"{tuple(host.shape)}")  # fmt: skip
     direct = host is not None and x.is_cuda and host.device.type == "cpu" and host.is_pinned()
     if direct:
         gather.update(host_ptr=host, HOST=True)

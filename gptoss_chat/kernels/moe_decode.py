@@ -16,9 +16,10 @@ The launches after the router's:
 4. `_combine_kernel`: the k partials summed in slot order (no atomics, so the result does not
    depend on scheduling), plus the residual when given.
 
-Layout: on a GPU the engine's experts are tiled (expert_layout.py): each program's block of rows
-stored step by step, so a step reads one 4 KB piece instead of 16 or 32 row pieces (+1.8%
-decode on an H100); `tiled=True` says so, and the programs' rows and steps are then the tiles'.
+Layout: on a GPU the engine's experts, up to 32 a layer (gpt-oss-20b's), are tiled
+(expert_layout.py): each program's block of rows stored step by step, so a step reads one 4 KB
+piece instead of 16 or 32 row pieces (+1.8% decode on an H100); `tiled=True` says so, and the
+programs' rows and steps are then the tiles'.
 
 Routing: `moe_experts` takes ids and weights; `moe_experts_from_logits` takes the router's
 logits (router.py) and lets every program pick its own expert (top-k of 32 values, softmax over

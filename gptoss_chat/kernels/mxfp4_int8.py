@@ -178,21 +178,19 @@ def mxfp4_fixed_row_dot(
     # Whole groups left over, in one narrower step per set bit of their count (2880 = 90
     # groups: with 16-group steps the 10 left go as 8 + 2, not as five steps of 2).
     TAIL: tl.constexpr = n_groups - MAIN
+    # A tiled weight's tails are contiguous rows of their own: groups counted from their start
+    # (the activations' still from MAIN).
+    TAIL_FROM: tl.constexpr = 0 if TILED else MAIN
+    if not TILED:
+        w_tail, s_tail = w_rows, s_rows
     for bit in tl.static_range(6, -1, -1):
         if (TAIL >> bit) & 1:  # (no named constexprs here: each would be assigned per bit)
-            if TILED:  # each row's tail is contiguous: groups counted from the tail's start
-                tail_codes = _load_codes(w_tail, row_mask, (TAIL >> (bit + 1)) << (bit + 1),
-                                         1 << bit)  # fmt: skip
-                acc += _group_sums(tail_codes, s_tail, row_mask, xq_ptr, xs_ptr, table_ptr,
-                                   (TAIL >> (bit + 1)) << (bit + 1), K, R, 1 << bit, USE_ASM,
-                                   XG, X_FROM=MAIN)  # fmt: skip
-            else:
-                tail_codes = _load_codes(
-                    w_rows, row_mask, MAIN + ((TAIL >> (bit + 1)) << (bit + 1)), 1 << bit
-                )
-                acc += _group_sums(tail_codes, s_rows, row_mask, xq_ptr, xs_ptr, table_ptr,
-                                   MAIN + ((TAIL >> (bit + 1)) << (bit + 1)), K, R, 1 << bit,
-                                   USE_ASM, XG)  # fmt: skip
+            tail_codes = _load_codes(
+                w_tail, row_mask, TAIL_FROM + ((TAIL >> (bit + 1)) << (bit + 1)), 1 << bit
+            )
+            acc += _group_sums(tail_codes, s_tail, row_mask, xq_ptr, xs_ptr, table_ptr,
+                               TAIL_FROM + ((TAIL >> (bit + 1)) << (bit + 1)), K, R, 1 << bit,
+                               USE_ASM, XG, X_FROM=MAIN - TAIL_FROM)  # fmt: skip
     return acc
 
 
