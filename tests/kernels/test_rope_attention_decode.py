@@ -91,9 +91,10 @@ def test_one_split(device, offset, slots, window, n_heads, n_kv) -> None:
     ("offset", "slots", "window", "n_heads", "n_kv"),
     [
         (0, 2048, 0, 4, 2),  # every split empty: the merge sees no partial at all
-        (70, 2048, 0, 4, 2),  # 4 splits, 2 of them empty
-        (700, 2048, 0, 8, 1),  # 4 splits, GQA 8:1
-        (2047, 2048, 0, 4, 2),  # the buffer's last slot, all splits full
+        (70, 2048, 0, 4, 2),  # 32 splits, 2 of them with keys
+        (700, 2048, 0, 8, 1),  # 11 live splits, GQA 8:1
+        (2047, 2048, 0, 4, 2),  # the buffer's last slot, all 32 splits full (two levels)
+        (300, 512, 0, 4, 2),  # 8 splits of one tile, 5 live
         (3000, 1040, 1024, 4, 2),  # sliding ring (2 splits) wrapped around
         (1030, 1040, 1024, 2, 2),  # sliding, first wrap
     ],
@@ -101,6 +102,23 @@ def test_one_split(device, offset, slots, window, n_heads, n_kv) -> None:
 def test_several_splits(device, offset, slots, window, n_heads, n_kv) -> None:
     assert decode_splits(slots, window) > 1
     _check(device, offset, slots, window, n_heads, n_kv)
+
+
+@pytest.mark.parametrize(
+    ("slots", "window", "splits"),
+    [
+        (64, 0, 1),  # a full layer's buffer of one tile
+        (512, 0, 8),  # a range per 64-key tile of the buffer...
+        (4096, 0, 64),
+        (131072, 0, 64),  # ...at most 64
+        (200, 128, 1),  # gpt-oss's sliding window: one range (one 128-key tile)
+        (1040, 1024, 2),  # a wider window: a range per ~512 keys of it
+    ],
+)
+def test_decode_splits(slots, window, splits) -> None:
+    """A full layer's ranges follow its buffer's tiles, so at a 1k context a 4,096-slot buffer
+    scores one tile a range, as a 131k one does (before: 8 ranges of two tiles each)."""
+    assert decode_splits(slots, window) == splits
 
 
 @pytest.mark.parametrize(
