@@ -16,7 +16,8 @@ a 1k and a 32k prompt, and after 1k with and without the decode step launched ah
 and 8k prompts; second-turn time to first token
 (50 new tokens after a 4k history, with and without the short-prefill CUDA graphs); greedy
 agreement of the Triton and torch engines over 128 tokens and max |dlogit|
-against transformers. Prompts are random token ids (random weights make any text meaningless).
+against transformers. `--impl ours4k`: decode after 1k and 3k prompts with a 4,096-token
+context (a small KV cache). Prompts are random token ids (random weights make any text meaningless).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def ensure_checkpoints(root: Path, impls: list[str]) -> None:
     for layout, sub in ((Layout.ORIGINAL, "orig"), (Layout.HF, "hf")):
         if sub == "hf" and "transformers" not in impls:
             continue
-        if sub == "orig" and not {"ours", "parity", "opcheck", "reference"} & set(impls):
+        if sub == "orig" and not {"ours", "ours4k", "parity", "opcheck", "reference"} & set(impls):
             continue
         target = root / sub
         if (target / "done").exists():
@@ -292,6 +293,22 @@ def random_weights_on_gpu(config, seed: int = 0, device: str = "cuda"):  # -> Mo
     )  # fmt: skip
 
 
+def worker_ours4k(root: Path) -> None:
+    """Our engine run with a 4,096-token context (what `--context 4096` gives: a small KV cache):
+    decode after a 1k and a 3k prompt. A full layer's decode attention sizes its key ranges by
+    the cache (`attention_decode.decode_splits`), so this is the figure a small cache changes."""
+    from gptoss_chat.model.generator import load_generator
+
+    gen = load_generator(root / "orig", device="cuda", context=4096)
+    _run(gen, prompt_ids(1024, 1), 4)  # compile, capture the decode graph
+    for n in (1024, 3000):
+        gen.reset()
+        _, stats = _run(gen, prompt_ids(n, 4), 129)
+        rate = stats.decode_tokens_per_second
+        emit("ours4k", "decode_tok_s", round(rate, 1), context=n, cache=gen.context_length,
+             ms_per_token=round(1e3 / rate, 3))  # fmt: skip
+
+
 def worker_ours120b(root: Path) -> None:
     """gpt-oss-120b shapes, weights built on the GPU, 64k context: decode after a 1k prompt."""
     from gptoss_chat.kernels import build_ops
@@ -490,7 +507,8 @@ def worker_reference(root: Path) -> None:
 
 WORKERS = {"ours": worker_ours, "ours_memory": worker_ours_memory, "parity": worker_parity,
            "transformers": worker_transformers, "reference": worker_reference,
-           "opcheck": worker_opcheck, "ours120b": worker_ours120b}  # fmt: skip
+           "opcheck": worker_opcheck, "ours120b": worker_ours120b,
+           "ours4k": worker_ours4k}  # fmt: skip
 IMPL_WORKERS = {"ours": ("ours_memory", "ours")}
 """--impl names that run several workers, each in its own fresh process."""
 
