@@ -207,13 +207,24 @@ LARGE_TILE = 128
 
 WINNERS = {
     # (kernel, 128-row tiles) -> (columns, BLOCK_K, warps, stages): H100 sweep of 2026-11-22 at
-    # 8192 tokens. 128-row tiles halve the fp4 decoding per FLOP: mlp1 4.06 -> 3.09 ms and
-    # mlp2 3.52 -> 2.82 ms a layer against the 64-row winner.
+    # 8192 tokens, experts in the checkpoint's layout (tiled ones: TILED_WINNERS). 128-row
+    # tiles halve the fp4 decoding per FLOP: mlp1 4.06 -> 3.09 ms and mlp2 3.52 -> 2.82 ms a
+    # layer against the 64-row winner.
     ("mlp1", False): (64, 64, 4, 3),
     ("mlp1", True): (64, 64, 8, 3),
     ("mlp2", False): (64, 64, 4, 3),
     ("mlp2", True): (64, 64, 4, 2),
 }
+TILED_WINNERS = {
+    ("mlp1", True): (64, 64, 4, 3),
+    ("mlp2", True): (64, 64, 4, 3),
+}
+"""Where tiled experts (expert_layout.py, what a GPU engine runs) want other blocks than
+`WINNERS`, which were swept on the checkpoint's layout. On an H100 (2026-11-22, one layer's
+MoE at 8192 tokens, benchmarks/moe_prefill_blocks.py): tiled 6.60 / 6.58 ms with these, 7.35 /
+7.30 with WINNERS' (the checkpoint's layout: 6.26 / 6.21 with WINNERS', 7.37 / 7.30 with these);
+an 8k-token prompt's prefill 0.2153 against 0.2305 / 0.2311 s. The 64- and 16-row tiles' winners
+are the same for both layouts."""
 
 
 def _sweep_configs(cols: str) -> list[triton.Config]:
@@ -233,8 +244,9 @@ def _sweep_configs(cols: str) -> list[triton.Config]:
     ]
 
 
-def _launch_meta(kernel: str, cols: str, block_m: int) -> dict:
-    columns, block_k, warps, stages = WINNERS[(kernel, block_m >= LARGE_TILE)]
+def _launch_meta(kernel: str, cols: str, block_m: int, tiled: bool) -> dict:
+    key = (kernel, block_m >= LARGE_TILE)
+    columns, block_k, warps, stages = (tiled and TILED_WINNERS.get(key)) or WINNERS[key]
     return {cols: columns, "BLOCK_K": block_k, "num_warps": warps, "num_stages": stages}
 
 
@@ -301,11 +313,11 @@ def moe_grouped(
         grid2 = lambda meta: (max_tiles, triton.cdiv(hidden, meta["BLOCK_N"]))  # noqa: E731
         _mlp2_tuned[grid2](*args2, H=hidden, INTER=inter, **common, **tiles2)
     elif cuda:
-        meta1 = _launch_meta("mlp1", "BLOCK_I", block_m)
+        meta1 = _launch_meta("mlp1", "BLOCK_I", block_m, tiled)
         _grouped_mlp1_kernel[(max_tiles, triton.cdiv(inter, meta1["BLOCK_I"]))](
             *args1, H=hidden, INTER=inter, K_SEL=k_sel, **common, **meta1, **tiles1
         )
-        meta2 = _launch_meta("mlp2", "BLOCK_N", block_m)
+        meta2 = _launch_meta("mlp2", "BLOCK_N", block_m, tiled)
         _grouped_mlp2_kernel[(max_tiles, triton.cdiv(hidden, meta2["BLOCK_N"]))](
             *args2, H=hidden, INTER=inter, **common, **meta2, **tiles2
         )

@@ -135,6 +135,24 @@ def test_prefill_kernels_read_tiled_experts(
     assert torch.equal(plain, tiled)
 
 
+@pytest.mark.parametrize("kernel", ["mlp1", "mlp2"])
+def test_prefill_blocks_follow_the_experts_layout(kernel: str) -> None:
+    """128-row prefill tiles launch with `TILED_WINNERS` on tiled experts and with `WINNERS` on
+    the checkpoint's layout (each layout's sweep winner); 64-row tiles with `WINNERS` on both."""
+    from gptoss_chat.kernels import moe_prefill
+
+    cols = "BLOCK_I" if kernel == "mlp1" else "BLOCK_N"
+
+    def launched(block_m: int, tiled: bool) -> tuple[int, int, int, int]:
+        meta = moe_prefill._launch_meta(kernel, cols, block_m, tiled)
+        return meta[cols], meta["BLOCK_K"], meta["num_warps"], meta["num_stages"]
+
+    large = moe_prefill.LARGE_TILE
+    assert launched(large, True) == moe_prefill.TILED_WINNERS[(kernel, True)]
+    assert launched(large, False) == moe_prefill.WINNERS[(kernel, True)]
+    assert launched(64, True) == launched(64, False) == moe_prefill.WINNERS[(kernel, False)]
+
+
 def test_the_float32_fallback_reads_tiled_experts_untiled() -> None:
     """A float32 model runs the reference MoE; handed tiled experts it still computes the
     reference's result (the table untiles them first)."""
