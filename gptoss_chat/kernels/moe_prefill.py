@@ -221,10 +221,10 @@ TILED_WINNERS = {
 }
 """Where tiled experts (expert_layout.py, what a GPU engine runs) want other blocks than
 `WINNERS`, which were swept on the checkpoint's layout. On an H100 (2026-11-22, one layer's
-MoE at 8192 tokens, benchmarks/moe_prefill_blocks.py): tiled 6.60 / 6.58 ms with these, 7.35 /
-7.30 with WINNERS' (the checkpoint's layout: 6.26 / 6.21 with WINNERS', 7.37 / 7.30 with these);
-an 8k-token prompt's prefill 0.2153 against 0.2305 / 0.2311 s. The 64- and 16-row tiles' winners
-are the same for both layouts."""
+MoE at 8192 tokens, benchmarks/moe_prefill_blocks.py): tiled 6.75 / 6.76 ms with these, 7.38 /
+7.38 with WINNERS' (the checkpoint's layout: 6.34 / 6.29 with WINNERS', 7.56 / 7.33 with these);
+an 8k-token prompt's prefill (benchmarks/engine.py) 0.228 against 0.244 / 0.242 s. The 64- and
+16-row tiles' winners are the same for both layouts (a sweep at 512 and 51 tokens)."""
 
 
 def _sweep_configs(cols: str) -> list[triton.Config]:
