@@ -17,7 +17,8 @@ and 8k prompts; second-turn time to first token
 (50 new tokens after a 4k history, with and without the short-prefill CUDA graphs); greedy
 agreement of the Triton and torch engines over 128 tokens and max |dlogit|
 against transformers. `--impl ours4k`: decode after 1k and 3k prompts with a 4,096-token
-context (a small KV cache). Prompts are random token ids (random weights make any text meaningless).
+context (a small KV cache). Prompts are random token ids (random weights make any text
+meaningless).
 """
 
 from __future__ import annotations
