@@ -114,13 +114,8 @@ def worker_ours(root: Path, quick: bool) -> None:
         _, stats = _run(gen, prompt_ids(n, 3), 1)
         emit("ours", "prefill_seconds", round(stats.time_to_first_token, 4), prompt=n,
              tok_s=round(n / stats.time_to_first_token))  # fmt: skip
-    contexts = (1024,) if quick else (1024, 32768)
-    for n in contexts:
-        gen.reset()
-        _, stats = _run(gen, prompt_ids(n, 4), 129)
-        emit("ours", "decode_tok_s", round(stats.decode_tokens_per_second, 1), context=n,
-             ms_per_token=round(1e3 / stats.decode_tokens_per_second, 3),
-             pipeline=gen.pipeline)  # fmt: skip
+    for n in (1024,) if quick else (1024, 32768):
+        _decode_after(gen, "ours", n, pipeline=gen.pipeline)
     _pipeline_ab(gen)
     _second_turn(gen, "second_turn_ttft_ms")
     graphs, gen.prefill_graphs = gen.prefill_graphs, None
@@ -130,6 +125,17 @@ def worker_ours(root: Path, quick: bool) -> None:
         emit("ours", "prefill_graphs_off", graphs.capture_error if graphs else "not built")
     emit("ours", "peak_gib", peak_gib(), context=gen.context_length, prefill_chunk=8192)
     _profile_decode(gen)
+
+
+def _decode_after(gen, impl: str, n: int, **extra: object):
+    """Greedy decode of 128 tokens after an n-token prompt, from an empty cache: emits its
+    decode_tok_s and returns the run's stats."""
+    gen.reset()
+    _, stats = _run(gen, prompt_ids(n, 4), 129)
+    rate = stats.decode_tokens_per_second
+    emit(impl, "decode_tok_s", round(rate, 1), context=n, ms_per_token=round(1e3 / rate, 3),
+         **extra)  # fmt: skip
+    return stats
 
 
 def _pipeline_ab(gen) -> None:
@@ -303,11 +309,7 @@ def worker_ours4k(root: Path) -> None:
     gen = load_generator(root / "orig", device="cuda", context=4096)
     _run(gen, prompt_ids(1024, 1), 4)  # compile, capture the decode graph
     for n in (1024, 3000):
-        gen.reset()
-        _, stats = _run(gen, prompt_ids(n, 4), 129)
-        rate = stats.decode_tokens_per_second
-        emit("ours4k", "decode_tok_s", round(rate, 1), context=n, cache=gen.context_length,
-             ms_per_token=round(1e3 / rate, 3))  # fmt: skip
+        _decode_after(gen, "ours4k", n, cache=gen.context_length)
 
 
 def worker_ours120b(root: Path) -> None:
@@ -339,10 +341,7 @@ def worker_ours120b(root: Path) -> None:
          weight_gib=round(weights.nbytes() / 2**30, 2), context=context,
          embedding=weights.embedding.device.type)  # fmt: skip
     _run(gen, prompt_ids(1024, 1), 4)
-    gen.reset()
-    _, stats = _run(gen, prompt_ids(1024, 4), 129)
-    emit("ours120b", "decode_tok_s", round(stats.decode_tokens_per_second, 1), context=1024,
-         ms_per_token=round(1e3 / stats.decode_tokens_per_second, 3))  # fmt: skip
+    stats = _decode_after(gen, "ours120b", 1024)
     emit("ours120b", "prefill_seconds", round(stats.time_to_first_token, 4), prompt=1024)
     emit("ours120b", "peak_gib", peak_gib(), context=context)
 
