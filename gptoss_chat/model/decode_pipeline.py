@@ -79,8 +79,7 @@ class PipelinedDecode:
         self._slot = 0
         self._sampling: _SamplingKey = (0.0, 1.0, None)
         self.capture = capture and graph is not None
-        self._tails: dict[tuple[float, float, torch.Generator | None, int],
-                          torch.cuda.CUDAGraph | None] = {}  # fmt: skip
+        self._tails: dict[tuple[_SamplingKey, int], torch.cuda.CUDAGraph | None] = {}
         """Captured sample(+gather) graphs by sampling setting and host slot; None: that setting
         runs eagerly."""
         self.capture_error: str | None = None
@@ -215,7 +214,7 @@ class PipelinedDecode:
         eagerly by then, so nothing is initialised lazily inside the capture)."""
         if not self.capture or self.graph is None or logits is not self.graph.logits:
             return None
-        key = (*self._sampling, slot)
+        key = (self._sampling, slot)
         if key not in self._tails:
             self._tails[key] = self._capture_tail(logits, self._sampling[2], slot)
         return self._tails[key]
