@@ -57,7 +57,7 @@ def test_graph_pipeline_equals_unpipelined(tiny_checkpoints: dict[Layout, Path],
     steps = piped._pipelined
     assert steps is not None and steps.feeds_on_device
     assert piped.decode_graph is not None and piped.decode_graph.graph is not None
-    tails = [steps._tails.get((*steps._sampling, slot)) for slot in (0, 1)]  # per host slot
+    tails = [steps._tails.get((steps._sampling, slot)) for slot in (0, 1)]  # per host slot
     if sampling.temperature == 0 or hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
         assert all(t is not None for t in tails), steps.capture_error  # sampled inside graphs
     else:
