@@ -11,10 +11,18 @@ never holds a phase. Prints one JSON line per shape and variant: microseconds a 
 
 What it answers: how much of a launch boundary PDL already hides, and whether a persistent kernel
 with grid-wide barriers would stream a layer's dependent phases faster than launches do.
+
+    python benchmarks/stream_floor.py --programs
+
+instead streams the expert GEMVs' program shapes: every program reads 11 (mlp1's) or 6 (mlp2's)
+steps of 4 KB, 4 warps, PDL launches, for grids of 4 to 12 programs an SM (the decode experts
+run 720: 5.45 an SM). It answers how fast the experts' bytes could stream with their grid and
+step count and no arithmetic at all.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable
 
@@ -148,7 +156,44 @@ def variants(buffers, out, count, words, programs, per, warps) -> dict[str, Call
     }
 
 
+EXPERT_PROGRAMS = 720
+"""The grid of either expert GEMV at gpt-oss-20b's shapes: 4 experts x 180 blocks of rows."""
+
+
+def program_shapes() -> None:
+    """TB/s of PDL launches whose programs each stream a fixed 11 or 6 steps of 4 KB."""
+    device = torch.device("cuda")
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    out = torch.empty(1 << 22, dtype=torch.int32, device=device)
+    count = torch.zeros(4, dtype=torch.int32, device=device)
+    grids = sorted({sms * per_sm for per_sm in (4, 5, 6, 7, 8, 10, 12)} | {EXPERT_PROGRAMS})
+    for steps in (11, 6):
+        per = steps * CHUNK
+        most = max(grids) * per
+        buffers = [torch.randint(-(2**31), 2**31 - 1, (PHASES * most,), dtype=torch.int32,
+                                 device=device) for _ in range(2)]  # fmt: skip
+        for programs in grids:
+            words = programs * per
+            us = graph_microseconds(
+                variants(buffers, out, count, words, programs, per, 4)["launches_pdl"]
+            )
+            row = {"steps": steps, "programs": programs,
+                   "programs_per_sm": round(programs / sms, 2),
+                   "megabytes": round(words * 4 / 2**20, 1),
+                   "us_per_phase": round(us / PHASES, 2),
+                   "TBps": round(PHASES * words * 4 / us / 1e6, 3),
+                   "device": torch.cuda.get_device_name(device)}  # fmt: skip
+            print(json.dumps(row), flush=True)
+        del buffers
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--programs", action="store_true",
+                        help="the expert GEMVs' program shapes (module docstring)")  # fmt: skip
+    if parser.parse_args().programs:
+        program_shapes()
+        return
     device = torch.device("cuda")
     sms = torch.cuda.get_device_properties(device).multi_processor_count
     out = torch.empty(1 << 22, dtype=torch.int32, device=device)
