@@ -11,6 +11,8 @@ XOR, no arithmetic, 8 layers in turn in a CUDA graph (each its own bytes, so L2 
 - `persistent_*`: one launch of W workers (4 to 8 an SM, or 720) that take items in turn, all
   mlp1 items (in expert order) before the mlp2 items. An mlp2 item requests its first step, then
   waits only for its own expert's 180 mlp1 items (an arrival counter), not for the whole phase.
+  Every worker must be resident at once (a spinning mlp2 item would otherwise wait for mlp1
+  items of workers that cannot start); these small programs are, at up to 8 an SM.
 
 Prints one JSON line per variant and round: microseconds per MoE and TB/s. It answers whether
 the boundary between mlp1 and mlp2 costs streaming time in itself, which a persistent MoE kernel
@@ -25,6 +27,7 @@ from collections.abc import Callable
 import torch
 import triton
 import triton.language as tl
+from stream_floor import graph_microseconds
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 PAIRS, BLOCKS = 4, 180  # (token, expert) pairs of one token; row blocks of each expert and phase
@@ -113,25 +116,6 @@ def _persistent(w1, w2, sink, done, workers, ROUNDS: tl.constexpr, NW1: tl.const
             tl.store(sink + 1024 + q, tl.sum(acc, axis=0))
 
 
-def graph_microseconds(launch: Callable[[], None], replays: int = 20) -> float:
-    """Mean time of one `launch` (all layers) replayed in a CUDA graph."""
-    launch()
-    launch()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        launch()
-    graph.replay()
-    torch.cuda.synchronize()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(replays):
-        graph.replay()
-    stop.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(stop) * 1e3 / replays
-
-
 def main() -> None:
     device = torch.device("cuda")
     sms = torch.cuda.get_device_properties(device).multi_processor_count
@@ -169,7 +153,7 @@ def main() -> None:
     variants["persistent_720"] = persistent(items)
     for _ in range(2):
         for name, launch in variants.items():
-            us = graph_microseconds(launch) / LAYERS
+            us = graph_microseconds(launch, inner=1) / LAYERS
             row = {"variant": name, "us_per_moe": round(us, 2), "megabytes": round(megabytes, 1),
                    "TBps": round(megabytes / us, 3),
                    "device": torch.cuda.get_device_name(device)}  # fmt: skip
