@@ -3,7 +3,8 @@
 Run it under Nsight Compute, then summarise the CSV:
 
     PYTHONPATH=$PWD python benchmarks/moe_counters.py            # compiles, checks it runs
-    ncu --clock-control none --csv --metrics "$(python benchmarks/moe_counters.py --metrics)" \
+    ncu --clock-control none --csv --print-units base \
+        --metrics "$(python benchmarks/moe_counters.py --metrics)" \
         --kernel-name regex:"_mlp1_kernel|_mlp2_kernel|_chain_kernel" \
         --launch-skip 3 --launch-count 3 \
         python benchmarks/moe_counters.py > /tmp/moe_counters.csv
@@ -80,7 +81,8 @@ def run() -> None:
 
 
 def summarize(path: str) -> None:
-    """One JSON line per profiled kernel launch from ncu's `--csv` output."""
+    """One JSON line per profiled kernel launch from ncu's `--csv --print-units base` output
+    (nanoseconds, bytes, bytes per second)."""
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     header: list[str] | None = None
