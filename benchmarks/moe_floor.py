@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 import triton
 import triton.language as tl
-from stream_floor import graph_microseconds
+from stream_floor import _stream_rest, graph_microseconds
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 PAIRS, BLOCKS = 4, 180  # (token, expert) pairs of one token; row blocks of each expert and phase
@@ -45,14 +45,10 @@ def _first(ptr, NW: tl.constexpr, STEP: tl.constexpr):
 
 @triton.jit
 def _rest(ptr, following, NW: tl.constexpr, STEP: tl.constexpr):
-    """The item's other steps, each requested before the one held is used; XORed."""
-    idx = tl.arange(0, STEP)
-    acc = tl.zeros([STEP], tl.int32)
-    for s in range(STEP, NW, STEP):
-        held = following
-        following = tl.load(ptr + s + idx, mask=s + idx < NW, other=0)
-        acc ^= held
-    return acc ^ following
+    """The item's other steps, XORed: `stream_floor`'s loop over NW words (the last step
+    masked)."""
+    PER: tl.constexpr = (NW + STEP - 1) // STEP * STEP
+    return _stream_rest(ptr, 0, NW, following, tl.zeros([STEP], tl.int32), PER, STEP)
 
 
 @triton.jit
