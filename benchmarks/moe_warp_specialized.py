@@ -79,6 +79,13 @@ def _round(v):
 
 
 @gluon.jit
+def _copy(desc, row, bar, buf):
+    """TMA: the box of `desc` at [row, 0] into `buf`'s bytes, seen as that box."""
+    view = buf._reinterpret(desc.dtype, desc.block_type.shape, desc.layout)
+    tma.async_copy_global_to_shared(desc, [row, 0], bar, view)
+
+
+@gluon.jit
 def _producer(d1, d1t, ds1, dx, d2, d2t, ds2, ids_ptr, ring, sring, xbuf, full, empty, xbar,
               ITEMS: gl.constexpr, S: gl.constexpr, K_SEL: gl.constexpr,
               MODE: gl.constexpr):  # fmt: skip
@@ -97,45 +104,22 @@ def _producer(d1, d1t, ds1, dx, d2, d2t, ds2, ids_ptr, ring, sring, xbuf, full, 
             for j in range(N_STEPS + 1):
                 s = it % S
                 mbarrier.wait(empty.index(s), ((it // S) & 1) ^ 1)
-                stage = ring.index(s)
-                if phase == 0:
-                    if j < N_STEPS:
-                        mbarrier.expect(full.index(s), 4096 + 256)
-                        tma.async_copy_global_to_shared(d1, [blk * 45 + 4 * j, 0], full.index(s),
-                                                        stage)  # fmt: skip
-                        tma.async_copy_global_to_shared(ds1, [blk * 45 + 4 * j, 0],
-                                                        full.index(s), sring.index(s))  # fmt: skip
-                    else:  # groups 88-89 of 32 rows: [32][8 words] read as [32][32], zero filled
-                        mbarrier.expect(full.index(s), 4096)
-                        tma.async_copy_global_to_shared(
-                            d1t,
-                            [blk * 1440 + 1408, 0],
-                            full.index(s),
-                            stage._reinterpret(gl.int32, [32, 32], d1t.layout),
-                        )
-                else:
-                    if j < N_STEPS:
-                        mbarrier.expect(full.index(s), 4096 + 256)
-                        tma.async_copy_global_to_shared(
-                            d2,
-                            [blk * 45 + 8 * j, 0],
-                            full.index(s),
-                            stage._reinterpret(gl.int32, [8, 128], d2.layout),
-                        )
-                        tma.async_copy_global_to_shared(
-                            ds2,
-                            [blk * 45 + 8 * j, 0],
-                            full.index(s),
-                            sring.index(s)._reinterpret(gl.uint8, [8, 32], ds2.layout),
-                        )
-                    else:  # groups 80-89 of 16 rows: [16][40 words] read as [16][64]
-                        mbarrier.expect(full.index(s), 4096)
-                        tma.async_copy_global_to_shared(
-                            d2t,
-                            [blk * 144 + 128, 0],
-                            full.index(s),
-                            stage._reinterpret(gl.int32, [16, 64], d2t.layout),
-                        )
+                stage, bar = ring.index(s), full.index(s)
+                if j < N_STEPS:
+                    mbarrier.expect(bar, 4096 + 256)
+                    if phase == 0:
+                        _copy(d1, blk * 45 + 4 * j, bar, stage)
+                        _copy(ds1, blk * 45 + 4 * j, bar, sring.index(s))
+                    else:
+                        _copy(d2, blk * 45 + 8 * j, bar, stage)
+                        _copy(ds2, blk * 45 + 8 * j, bar, sring.index(s))
+                else:  # the tail: mlp1's 2 groups ([32][8 words] read as [32][32], zero
+                    # filled), mlp2's 10 ([16][40] as [16][64])
+                    mbarrier.expect(bar, 4096)
+                    if phase == 0:
+                        _copy(d1t, blk * 1440 + 1408, bar, stage)
+                    else:
+                        _copy(d2t, blk * 144 + 128, bar, stage)
                 it += 1
 
 
