@@ -23,8 +23,9 @@ the last CTA out), then read mlp1's activations. The mode selects:
 Beside it, the engine's `_mlp1_kernel` and `_mlp2_kernel` (`moe_decode`, tiled, ids given, no
 programmatic dependent launch), each alone. Every variant runs for 4, 8 and 12 pairs (1 to 3
 tokens' experts, 17 to 52 MB of codes and scales): the time grows by the streaming of each extra
-pair, so a line through the three points splits a launch's time into a fixed cost (ramp-up,
-tail, launch) and a steady streaming rate. At 4 pairs the fused result is checked against the
+pair, so the line through the 4- and 12-pair points splits a launch's time into a fixed cost
+(ramp-up, tail, launch) and a steady streaming rate (the 8-pair point shows how straight it
+is). At 4 pairs the fused result is checked against the
 engine's MoE (`moe_decode._launch`, its combining launch after both).
 
 Prints one JSON line per variant and size (median of three timings, microseconds per MoE and
@@ -75,6 +76,7 @@ def _half_scale(s):
 
 @gluon.jit
 def _round(v):
+    """`mxfp4_int8._round`: half away from zero."""
     return gl.where(v >= 0, gl.floor(v + 0.5), -gl.floor(-v + 0.5))
 
 
