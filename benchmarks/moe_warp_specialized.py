@@ -48,8 +48,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gptoss_chat.kernels import moe_decode  # noqa: E402
-from gptoss_chat.kernels.expert_layout import MLP1_TILE, MLP2_TILE, tile  # noqa: E402
+from gptoss_chat.kernels.expert_layout import (  # noqa: E402
+    MLP1_TILE,
+    MLP2_TILE,
+    TiledExpertWeights,
+    tile_experts,
+)
 from gptoss_chat.kernels.mxfp4_int8 import _DECODE_DOT, decode_table  # noqa: E402
+from tests.kernels.helpers import random_experts  # noqa: E402
 
 E, H, INTER, LAYERS = 32, 2880, 2880, 8
 BLOCKS = 180  # row blocks of each expert, in mlp1 (5760 / 32) and in mlp2 (2880 / 16)
@@ -323,22 +329,16 @@ def _descriptors(w1, s1, w2, s2, xq) -> tuple:
             desc(s2, 32, [8, 32], 8))  # fmt: skip
 
 
-def _layers(gen: torch.Generator) -> list[tuple[torch.Tensor, ...]]:
-    """LAYERS layers of random tiled experts: (w1, s1, b1, w2, s2, b2)."""
-    dev = torch.device("cuda")
+def _layers() -> list[tuple[torch.Tensor, ...]]:
+    """LAYERS layers of random experts (tests' `random_experts`), tiled as the engine's GPU
+    table tiles them: (w1, s1, b1, w2, s2, b2)."""
     out = []
-    for _ in range(LAYERS):
-        w1 = torch.randint(0, 256, (E, 2 * INTER, H // 32, 16), generator=gen, device=dev,
-                           dtype=torch.uint8)  # fmt: skip
-        s1 = torch.randint(118, 124, (E, 2 * INTER, H // 32), generator=gen, device=dev)
-        w2 = torch.randint(0, 256, (E, H, INTER // 32, 16), generator=gen, device=dev,
-                           dtype=torch.uint8)  # fmt: skip
-        s2 = torch.randint(118, 124, (E, H, INTER // 32), generator=gen, device=dev)
-        b1 = (torch.randn(E, 2 * INTER, generator=gen, device=dev) * 0.1).bfloat16()
-        b2 = (torch.randn(E, H, generator=gen, device=dev) * 0.1).bfloat16()
-        w1, s1 = tile(w1, s1.to(torch.uint8), *MLP1_TILE)
-        w2, s2 = tile(w2, s2.to(torch.uint8), *MLP2_TILE)
-        out.append((w1, s1, b1, w2, s2, b2))
+    for layer in range(LAYERS):
+        e = tile_experts(random_experts(E, H, INTER, torch.device("cuda"), seed=layer))
+        if not isinstance(e, TiledExpertWeights):
+            sys.exit("the experts did not tile (GPTOSS_TRITON_AUTOTUNE set?)")
+        out.append((e.mlp1_blocks, e.mlp1_scales, e.mlp1_bias, e.mlp2_blocks, e.mlp2_scales,
+                    e.mlp2_bias))  # fmt: skip
     return out
 
 
@@ -427,7 +427,7 @@ def main() -> None:
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9:
         sys.exit("needs a Hopper (or newer) GPU")
     gen = torch.Generator(device="cuda").manual_seed(0)
-    layers = _layers(gen)
+    layers = _layers()
     pair_bytes = 3 * H * INTER // 2 * 17 // 16  # one expert's mlp1 + mlp2 codes and scales
     fits: dict[str, list[tuple[int, float]]] = {}
     for pairs in (4, 8, 12):
