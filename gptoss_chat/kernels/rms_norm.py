@@ -15,16 +15,31 @@ from gptoss_chat.kernels.common import let_next_kernel_start, pdl_enabled
 
 
 @triton.jit
+def normed_row(x_row, scale_ptr, eps, out_dtype: tl.constexpr, H: tl.constexpr,
+               BLOCK: tl.constexpr):  # fmt: skip
+    """One row normed and rounded to `out_dtype`: [BLOCK], zero past H. Shared with
+    unembedding_screen.py, whose normed row must be this kernel's, bit for bit (launched with
+    `norm_warps(BLOCK)` warps, so the sum runs the same tree)."""
+    cols = tl.arange(0, BLOCK)
+    ok = cols < H
+    x = tl.load(x_row + cols, mask=ok, other=0.0).to(tl.float32)
+    inv = tl.rsqrt(tl.sum(x * x, axis=0) / H + eps)
+    scale = tl.load(scale_ptr + cols, mask=ok, other=0.0)
+    return (x * inv * scale).to(out_dtype)
+
+
+def norm_warps(block: int) -> int:
+    return 8 if block >= 2048 else 4
+
+
+@triton.jit
 def _rms_norm_kernel(x_ptr, scale_ptr, out_ptr, eps, H: tl.constexpr, BLOCK: tl.constexpr,
                      PDL: tl.constexpr = False):  # fmt: skip
     let_next_kernel_start(PDL)  # e.g. the unembedding may start streaming its weights
     row = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
-    ok = cols < H
-    x = tl.load(x_ptr + row * H + cols, mask=ok, other=0.0).to(tl.float32)
-    inv = tl.rsqrt(tl.sum(x * x, axis=0) / H + eps)
-    scale = tl.load(scale_ptr + cols, mask=ok, other=0.0)
-    tl.store(out_ptr + row * H + cols, (x * inv * scale).to(out_ptr.dtype.element_ty), mask=ok)
+    normed = normed_row(x_ptr + row * H, scale_ptr, eps, out_ptr.dtype.element_ty, H, BLOCK)
+    tl.store(out_ptr + row * H + cols, normed, mask=cols < H)
 
 
 def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
@@ -36,7 +51,7 @@ def rms_norm(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
     block = triton.next_power_of_2(hidden)
     _rms_norm_kernel[(x.shape[0],)](
         x, scale.contiguous(), out, float(eps), H=hidden, BLOCK=block,
-        num_warps=8 if block >= 2048 else 4, PDL=pdl_enabled(x),
+        num_warps=norm_warps(block), PDL=pdl_enabled(x),
     )  # fmt: skip
     return out
 
