@@ -7,7 +7,8 @@ GEMV: projections with the RMSNorm or the residual add fused, the out projection
 in its epilogue, unembedding), attention_decode.py (split-K, sinks, window, GQA),
 attention_prefill.py (flash-style), rope_cache.py (RoPE + KV write), rope_attention_decode.py
 (RoPE, KV write and decode attention in one launch), rms_norm.py, dequant.py (one expert to
-bf16), argmax.py (the sampler's argmax in one launch). Tests: tests/kernels (interpreter on
+bf16), argmax.py (the sampler's argmax in one launch), unembedding_screen.py (greedy decoding's
+argmax through an int8 screen of the unembedding). Tests: tests/kernels (interpreter on
 CPU, full shapes on a GPU); numbers: docs/BENCHMARKS.md.
 
 `build_ops` is the hook `gptoss_chat.model.ops.select_ops` looks for: it returns the torch table
@@ -56,7 +57,54 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
     guarded = {name: _bf16_only(fn, getattr(base, name)) for name, fn in kernels.items()}
     return replace(base, name="triton", graph_safe_decode=True, graph_safe_prefill=True,
                    sample=_sample, sample_into=_sample_into, prepare_experts=tile_experts,
+                   greedy_into=greedy_into, prepare_unembedding=prepare_unembedding,
                    **guarded)  # fmt: skip
+
+
+SCREEN_ENV = "GPTOSS_SCREEN"
+
+
+def prepare_unembedding(weight: torch.Tensor) -> object | None:
+    """The int8 screen of a bf16 unembedding on a GPU (`unembedding_screen.build_screen`), unless
+    GPTOSS_SCREEN=0 (to measure without it); None elsewhere."""
+    import os
+
+    from gptoss_chat.kernels.unembedding_screen import build_screen
+
+    off = os.environ.get(SCREEN_ENV, "1").strip().lower() in ("0", "false", "no", "off")
+    if off or not weight.is_cuda or weight.dtype != torch.bfloat16:
+        return None
+    return build_screen(weight)
+
+
+def greedy_into(
+    last: torch.Tensor,
+    norm_scale: torch.Tensor,
+    eps: float,
+    weight: torch.Tensor,
+    screen: object | None,
+    token: torch.Tensor,
+    table: torch.Tensor | None,
+    row: torch.Tensor,
+    host: torch.Tensor | None = None,
+) -> None:
+    """`Ops.greedy_into`: through the screen when there is one (three launches: the final norm,
+    the int8 codes, the few rows they cannot rule out), else the norm, the unembedding and the
+    argmax."""
+    from gptoss_chat.kernels.gemv import unembedding
+    from gptoss_chat.kernels.rms_norm import rms_norm
+    from gptoss_chat.kernels.unembedding_screen import UnembeddingScreen, screened_argmax_into
+    from gptoss_chat.model.ops import rms_norm_torch, unembedding_torch
+
+    if isinstance(screen, UnembeddingScreen) and last.dtype == torch.bfloat16:
+        screened_argmax_into(last, norm_scale, eps, weight, screen, token, table,
+                             row if table is not None else None, host)  # fmt: skip
+        return
+    if last.dtype == torch.bfloat16:
+        logits = unembedding(rms_norm(last, norm_scale, eps), weight)
+    else:
+        logits = unembedding_torch(rms_norm_torch(last, norm_scale, eps), weight)
+    _sample_into(logits[0], 0.0, 1.0, None, token, table, row, host)
 
 
 def _sample(

@@ -19,7 +19,11 @@ from gptoss_chat.model.transformer import Transformer
 
 
 class DecodeGraph:
-    """Replays a captured one-token forward over one KV cache."""
+    """Replays a captured one-token forward over one KV cache.
+
+    Two forwards can be captured, each at its second use: the whole one (`forward`, logits) and
+    the one that stops before the final norm (`forward_last`, for `Ops.greedy_into`). They share
+    the static input row and the cache; a step replays one of them."""
 
     def __init__(self, model: Transformer, cache: KVCache, *, capture: bool = True) -> None:
         self.model = model
@@ -30,8 +34,13 @@ class DecodeGraph:
         self.hidden = torch.zeros(1, hidden, dtype=model.dtype, device=model.device)
         """Static input: the embedded row of the token to forward."""
         self.logits: torch.Tensor | None = None  # static output [1, V]
+        self.last: torch.Tensor | None = None  # static output [1, H] of `forward_last`
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.last_graph: torch.cuda.CUDAGraph | None = None
         self.eager_steps = 0
+        self._ran_eagerly: set[str] = set()
+        """Which forwards ran once eagerly: each compiles its own kernels (the unembedding GEMV,
+        the final norm) before its capture."""
 
     def step(self, token: int) -> torch.Tensor:
         """Forward one token at cache.offset; returns logits [1, V] (valid until the next step)."""
@@ -43,17 +52,31 @@ class DecodeGraph:
         cache.offset and advance the offset; returns logits [1, V]: the static `logits` from the
         second call on, a fresh tensor at the first (eager) one."""
         if self.graph is None:
-            if self.eager_steps == 0 or not self.capture:
+            if "logits" not in self._ran_eagerly or not self.capture:
+                self._ran_eagerly.add("logits")
                 self.eager_steps += 1
                 return self.model.forward_hidden(self.hidden, self.cache)
-            self._capture()
+            self.graph, self.logits = self._capture(self.model.forward_hidden)
         assert self.graph is not None and self.logits is not None
         self.graph.replay()
         return self.logits
 
-    def _capture(self) -> None:
+    def forward_last(self) -> torch.Tensor:
+        """`forward` without the final norm and the unembedding: returns the last layer's row
+        [1, H] (`last` once captured) instead of the logits."""
+        if self.last_graph is None:
+            if "last" not in self._ran_eagerly or not self.capture:
+                self._ran_eagerly.add("last")
+                self.eager_steps += 1
+                return self.model.forward_last(self.hidden, self.cache)
+            self.last_graph, self.last = self._capture(self.model.forward_last)
+        assert self.last_graph is not None and self.last is not None
+        self.last_graph.replay()
+        return self.last
+
+    def _capture(self, forward) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
         torch.cuda.synchronize(self.model.device)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self.logits = self.model.forward_hidden(self.hidden, self.cache)
-        self.graph = graph
+            out = forward(self.hidden, self.cache)
+        return graph, out

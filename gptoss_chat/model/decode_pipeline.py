@@ -24,6 +24,10 @@ call that stopped at a stop token re-prefills instead of reusing. Limits known i
 changes: the same ids (the sampler draws what it drew before, in the same order), stop reasons,
 stats, cache contents and prefix reuse.
 
+Greedy steps over a model whose kernels screen the unembedding (`Ops.prepare_unembedding`) stop
+the forward before the final norm (`DecodeGraph.forward_last`) and pick the id with
+`Ops.greedy_into`, which reads a fraction of the unembedding and gives the full argmax's id.
+
 On CUDA the sample (and the gather) after a replayed forward is a second, small captured graph
 per sampling setting, registered with the sampling generator so that each replay advances its
 Philox offset exactly as the eager ops do: seeded runs give the ids of the eager sampler. A torch
@@ -79,9 +83,9 @@ class PipelinedDecode:
         self._slot = 0
         self._sampling: _SamplingKey = (0.0, 1.0, None)
         self.capture = capture and graph is not None
-        self._tails: dict[tuple[_SamplingKey, int], torch.cuda.CUDAGraph | None] = {}
-        """Captured sample(+gather) graphs by sampling setting and host slot; None: that setting
-        runs eagerly."""
+        self._tails: dict[tuple[_SamplingKey, int, bool], torch.cuda.CUDAGraph | None] = {}
+        """Captured sample(+gather) graphs by sampling setting, host slot and whether the step
+        is screened (`_screened`); None: that setting runs eagerly."""
         self.capture_error: str | None = None
         self._launched = False
         """Whether a step ran before. The first one compiles and tunes every kernel (seconds):
@@ -153,17 +157,29 @@ class PipelinedDecode:
             self.model.embed([token], out=self.hidden)
         self._launched = True
         self.cache.extend([], padding=1)  # this step writes position L (module docstring)
-        if self.graph is not None:
-            logits = self.graph.forward()
+        screened = self._screened()
+        if screened:  # the last layer's row only: `Ops.greedy_into` needs no full logits
+            if self.graph is not None:
+                out = self.graph.forward_last()
+            else:
+                out = self.model.forward_last(self.hidden, self.cache)
+        elif self.graph is not None:
+            out = self.graph.forward()
         else:
-            logits = self.model.forward_hidden(self.hidden, self.cache)
+            out = self.model.forward_hidden(self.hidden, self.cache)
         slot = self._next_slot()
-        tail = self._tail(logits, slot)
+        tail = self._tail(out, slot, screened)
         if tail is not None:
             tail.replay()
         else:
-            self._sample_eagerly(logits, slot)
+            self._finish_eagerly(out, slot, screened)
         return self._publish(slot)
+
+    def _screened(self) -> bool:
+        """Whether the coming step is greedy over a model with an unembedding screen: then it
+        forwards to the last layer's row and `Ops.greedy_into` picks the id from it."""
+        weights = self.model.weights
+        return self._sampling[0] <= 0 and weights.unembedding_screen is not None
 
     def _launch_keeping_oom(
         self, token: int | None
@@ -199,6 +215,18 @@ class PipelinedDecode:
             event.record()
         return slot
 
+    def _finish_eagerly(self, out: torch.Tensor, slot: int, screened: bool) -> None:
+        """The step's sampling from its logits, or with `screened` its greedy pick from the
+        last layer's row `out`: the id into `token` and the host slot, its row into `hidden`."""
+        if not screened:
+            self._sample_eagerly(out, slot)
+            return
+        weights, eps = self.model.weights, self.model.config.rms_norm_eps
+        table = weights.embedding if self.feeds_on_device else None
+        self.model.ops.greedy_into(out, weights.norm, eps, weights.unembedding,
+                                   weights.unembedding_screen, self.token, table, self.hidden,
+                                   host=self._host[slot : slot + 1])  # fmt: skip
+
     def _sample_eagerly(self, logits: torch.Tensor, slot: int) -> None:
         temperature, top_p, rng = self._sampling
         table = self.model.weights.embedding if self.feeds_on_device else None
@@ -208,19 +236,22 @@ class PipelinedDecode:
         self.model.ops.sample_into(logits[0], temperature, top_p, rng, self.token, table,
                                    self.hidden, host=self._host[slot : slot + 1])  # fmt: skip
 
-    def _tail(self, logits: torch.Tensor, slot: int) -> torch.cuda.CUDAGraph | None:
-        """The captured sampling for the current setting and host slot when `logits` is the
-        decode graph's static output; captured at its first use (`first` has run the same ops
-        eagerly by then, so nothing is initialised lazily inside the capture)."""
-        if not self.capture or self.graph is None or logits is not self.graph.logits:
+    def _tail(self, out: torch.Tensor, slot: int, screened: bool) -> torch.cuda.CUDAGraph | None:
+        """The captured sampling (or greedy pick, `screened`) for the current setting and host
+        slot when `out` is the decode graph's static output; captured at its first use (the
+        same ops have run eagerly by then: `first` samples, and a screened step's first pick
+        runs eagerly because its forward did, so nothing is initialised inside the capture)."""
+        if not self.capture or self.graph is None:
             return None
-        key = (self._sampling, slot)
+        if out is not (self.graph.last if screened else self.graph.logits):
+            return None
+        key = (self._sampling, slot, screened)
         if key not in self._tails:
-            self._tails[key] = self._capture_tail(logits, self._sampling[2], slot)
+            self._tails[key] = self._capture_tail(out, self._sampling[2], slot, screened)
         return self._tails[key]
 
     def _capture_tail(
-        self, logits: torch.Tensor, rng: torch.Generator | None, slot: int
+        self, out: torch.Tensor, rng: torch.Generator | None, slot: int, screened: bool
     ) -> torch.cuda.CUDAGraph | None:
         graph = torch.cuda.CUDAGraph()
         if rng is not None:
@@ -231,7 +262,7 @@ class PipelinedDecode:
             register(rng)
         try:
             with torch.cuda.graph(graph):  # synchronizes first; records, runs nothing
-                self._sample_eagerly(logits, slot)
+                self._finish_eagerly(out, slot, screened)
         except RuntimeError as exc:
             self.capture_error = f"{type(exc).__name__}: {exc}"
             torch.cuda.synchronize(self.model.device)

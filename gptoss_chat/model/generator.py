@@ -325,6 +325,24 @@ def embedding_fits_on_device(info: CheckpointInfo, free_bytes: int) -> bool:
     return free_bytes >= needed + TRITON_WORKSPACE_BYTES
 
 
+def screen_fits(
+    info: CheckpointInfo, device: torch.device, embedding_on_host: bool, context: int | None
+) -> bool:
+    """Whether the unembedding's greedy screen (`Ops.prepare_unembedding`: about V x H bytes,
+    0.58 GB at 20b size) may take GPU memory: only when the table stayed on the device (a card
+    too small for the table has none to spare) and the free memory still holds the screen, the
+    KV cache of the context asked for (the full one by default) and the workspace. The context
+    comes first."""
+    if device.type != "cuda":
+        return True
+    if embedding_on_host:
+        return False
+    c = info.config
+    screen = c.vocab_size * (c.hidden_size + 12)
+    needed = cache_bytes(c, context or c.max_context_length) + TRITON_WORKSPACE_BYTES + screen
+    return free_memory(device) >= needed
+
+
 def model_label(config: ModelConfig) -> str:
     for label, preset in (("gpt-oss-20b", GPT_OSS_20B), ("gpt-oss-120b", GPT_OSS_120B)):
         if config == preset:
@@ -374,6 +392,8 @@ def load_generator(
     weights = load_weights(info, device, progress, dtype=dtype, embedding_on_host=embedding_on_host)
     for layer in weights.layers:
         layer.experts = ops.prepare_experts(layer.experts)
+    if screen_fits(info, device, embedding_on_host, context):
+        weights.unembedding_screen = ops.prepare_unembedding(weights.unembedding)
     if device.type == "cuda":  # the layouts prepare_experts replaced leave cached blocks behind
         torch.cuda.empty_cache()
     triton = device.type == "cuda" and ops.name == "triton"

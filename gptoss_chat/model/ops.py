@@ -264,6 +264,35 @@ class SampleIntoOp(Protocol):
         ...
 
 
+class GreedyIntoOp(Protocol):
+    def __call__(
+        self,
+        last: torch.Tensor,
+        norm_scale: torch.Tensor,
+        eps: float,
+        weight: torch.Tensor,
+        screen: object | None,
+        token: torch.Tensor,
+        table: torch.Tensor | None,
+        row: torch.Tensor,
+        host: torch.Tensor | None = None,
+    ) -> None:
+        """Greedy decoding's last step from the last layer's row [1, H]: the id of the largest
+        logit of `unembedding(rms_norm(last, norm_scale, eps), weight)` (the lowest id on a tie,
+        NaN the largest) into `token`, and, as `sample_into` does, table[id] into `row` and the
+        id into `host`. `screen` is what `prepare_unembedding` made of `weight` (or None): a
+        kernel may use it to skip rows that provably cannot win, but the id is always the full
+        argmax's. Never syncs with the host."""
+        ...
+
+
+class PrepareUnembeddingOp(Protocol):
+    def __call__(self, weight: torch.Tensor) -> object | None:
+        """Called once after loading with the unembedding [V, H] on its device; returns the
+        `screen` that `greedy_into` will receive (extra device memory), or None. Default: None."""
+        ...
+
+
 class PrepareExpertsOp(Protocol):
     def __call__(self, weights: ExpertWeights) -> ExpertWeights:
         """Called once per layer right after loading, with the checkpoint-layout weights on the
@@ -297,6 +326,8 @@ class Ops:
     moe_block: MoeBlockOp = lambda *args: moe_block_torch(*args)
     out_proj_moe_block: OutProjMoeBlockOp = lambda *args: out_proj_moe_block_torch(*args)
     rope_attention_decode: RopeAttentionDecodeOp = lambda *args: rope_attention_decode_torch(*args)
+    greedy_into: GreedyIntoOp = lambda *args, **kwargs: greedy_into_torch(*args, **kwargs)
+    prepare_unembedding: PrepareUnembeddingOp = lambda weight: None
     graph_safe_decode: bool = False
     """True when a T == 1 forward never syncs with the host, so decode can be a CUDA graph."""
     graph_safe_prefill: bool = False
@@ -541,6 +572,23 @@ def sample_into_torch(
         row.copy_(table.index_select(0, token))
     if host is not None:
         host.copy_(token, non_blocking=True)
+
+
+def greedy_into_torch(
+    last: torch.Tensor,
+    norm_scale: torch.Tensor,
+    eps: float,
+    weight: torch.Tensor,
+    screen: object | None,
+    token: torch.Tensor,
+    table: torch.Tensor | None,
+    row: torch.Tensor,
+    host: torch.Tensor | None = None,
+) -> None:
+    """`GreedyIntoOp` the plain way: every logit, then their argmax (`screen` unused)."""
+    del screen
+    logits = unembedding_torch(rms_norm_torch(last, norm_scale, eps), weight)
+    sample_into_torch(logits[0], 0.0, 1.0, None, token, table, row, host)
 
 
 def sample_with(

@@ -134,6 +134,30 @@ class Transformer:
         embedding lookup stays outside). `last_row` ([1] int64 on the device) picks the row
         whose logits [1, V] are returned, for a chunk padded past its last real token; with
         `advance=False` the caller moves cache.offset (by the real length of a padded chunk)."""
+        last = self.forward_last(
+            x, cache, all_logits=all_logits, last_row=last_row, advance=advance
+        )
+        return self.unembed(last)
+
+    def unembed(self, last: torch.Tensor) -> torch.Tensor:
+        """The last layer's rows [T, H] (`forward_last`) -> logits [T, V] float32: the final
+        norm, then the unembedding."""
+        with record_function("unembedding"):
+            x = self.ops.rms_norm(last, self.weights.norm, self.config.rms_norm_eps)
+            return self.ops.unembedding(x, self.weights.unembedding)
+
+    def forward_last(
+        self,
+        x: torch.Tensor,
+        cache: KVCache,
+        *,
+        all_logits: bool = False,
+        last_row: torch.Tensor | None = None,
+        advance: bool = True,
+    ) -> torch.Tensor:
+        """`forward_hidden` without its last two steps (final norm, unembedding): the last
+        layer's rows [T, H] (or [1, H]) whose logits it would return. Greedy decoding hands them
+        to `Ops.greedy_into`, which need not compute every logit."""
         c = self.config
         n_tokens = x.shape[0]
         if n_tokens == 1:  # rope_attention_decode picks the row at cache.offset on the device
@@ -155,9 +179,7 @@ class Transformer:
             x = x.index_select(0, last_row)
         elif not all_logits:
             x = x[-1:]
-        with record_function("unembedding"):
-            x = self.ops.rms_norm(x, self.weights.norm, c.rms_norm_eps)
-            return self.ops.unembedding(x, self.weights.unembedding)
+        return x
 
     def _attention_block(
         self,
