@@ -37,15 +37,17 @@ EPS = 1e-5
 
 
 def _model(rows: int, cols: int, device: torch.device, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    weight = (torch.randn(rows, cols, generator=g) * 0.02).to(torch.bfloat16)
-    norm_scale = 1 + 0.1 * torch.randn(cols, generator=g)
-    return weight.to(device), norm_scale.to(device)
+    # drawn where they live: the full vocabulary's float32 draw on the host would leave the
+    # test process with a 3 GB peak RSS, which the fresh-process load probe then inherits
+    g = torch.Generator(device=device).manual_seed(seed)
+    weight = (torch.randn(rows, cols, generator=g, device=device) * 0.02).to(torch.bfloat16)
+    norm_scale = 1 + 0.1 * torch.randn(cols, generator=g, device=device)
+    return weight, norm_scale
 
 
 def _last(cols: int, device: torch.device, seed: int, scale: float = 1.0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(1, cols, generator=g) * scale).to(torch.bfloat16).to(device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    return (torch.randn(1, cols, generator=g, device=device) * scale).to(torch.bfloat16)
 
 
 def _full_argmax(last, norm_scale, weight) -> int:
