@@ -19,6 +19,7 @@ every entry at 16 to 128 tokens (short prefill chunks, `model/prefill_graph.py`)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -67,8 +68,6 @@ SCREEN_ENV = "GPTOSS_SCREEN"
 def prepare_unembedding(weight: torch.Tensor) -> object | None:
     """The int8 screen of a bf16 unembedding on a GPU (`unembedding_screen.build_screen`), unless
     GPTOSS_SCREEN=0 (to measure without it); None elsewhere."""
-    import os
-
     from gptoss_chat.kernels.unembedding_screen import build_screen
 
     off = os.environ.get(SCREEN_ENV, "1").strip().lower() in ("0", "false", "no", "off")

@@ -42,11 +42,27 @@ def _argmax_kernel(x_ptr, value_ptr, index_ptr, counter_ptr, out_ptr, V,
         take = (top > best_value) | ((best_index == V) & (first < V))
         best_index = tl.where(take, first, best_index)
         best_value = tl.where(take, top, best_value)
+    publish_winner(best_value, best_index, value_ptr, index_ptr, counter_ptr, out_ptr, V,
+                   PROGRAMS, PROGRAMS_PAD, table_ptr, row_ptr, H, H_PAD, host_ptr,
+                   HOST)  # fmt: skip
+
+
+@triton.jit
+def publish_winner(best_value, best_index, value_ptr, index_ptr, counter_ptr, out_ptr, V,
+                   PROGRAMS: tl.constexpr, PROGRAMS_PAD: tl.constexpr, table_ptr, row_ptr,
+                   H: tl.constexpr, H_PAD: tl.constexpr, host_ptr, HOST: tl.constexpr):  # fmt: skip
+    """Each program's (largest value, its first index; V if none) in, the launch's winner out:
+    the program that draws the last ticket reduces the pairs in program order (the first index
+    of the largest value), writes it to `out` (and pinned host memory with HOST, and the id's
+    row of the H-wide table to `row_ptr` when H > 0) and zeroes the counter. Returns whether
+    this program was the last (unembedding_screen.py's select shares it)."""
+    pid = tl.program_id(0)
     tl.store(value_ptr + pid, best_value)
     tl.store(index_ptr + pid, best_index)
     tl.debug_barrier()  # every thread's stores are issued before the ticket
     ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
-    if ticket == PROGRAMS - 1:  # the last program: the pairs in program order
+    last = ticket == PROGRAMS - 1
+    if last:  # the pairs in program order
         slots = tl.arange(0, PROGRAMS_PAD)
         values = tl.load(value_ptr + slots, mask=slots < PROGRAMS, other=float("-inf"),
                          cache_modifier=".cg")  # fmt: skip
@@ -61,6 +77,7 @@ def _argmax_kernel(x_ptr, value_ptr, index_ptr, counter_ptr, out_ptr, V,
             row = tl.load(table_ptr + best.to(tl.int64) * H + cols, mask=cols < H)
             tl.store(row_ptr + cols, row, mask=cols < H)
         tl.atomic_xchg(counter_ptr, 0)  # zero again for the next call / graph replay
+    return last
 
 
 def argmax(x: torch.Tensor) -> torch.Tensor:
@@ -86,12 +103,36 @@ def argmax_into(
     if x.dim() != 1 or x.dtype != torch.float32 or not x.is_contiguous() or x.numel() == 0:
         raise ValueError(f"argmax takes a non-empty contiguous float32 row, got {x.dtype} "
                          f"{tuple(x.shape)}")  # fmt: skip
+    outputs, direct = winner_outputs(x.device, out, table, row_out, host)
+    n = x.numel()
+    programs = triton.cdiv(n, _BLOCK * _STEPS)
+    values = torch.empty(programs, dtype=torch.float32, device=x.device)
+    indices = torch.empty(programs, dtype=torch.int32, device=x.device)
+    _argmax_kernel[(programs,)](
+        x, values, indices, arrival_counters(x.device, 0, 1, "argmax"), out, n, PROGRAMS=programs,
+        PROGRAMS_PAD=triton.next_power_of_2(programs), BLOCK=_BLOCK, STEPS=_STEPS, num_warps=4,
+        **outputs,
+    )  # fmt: skip
+    if host is not None and not direct:
+        host.copy_(out.reshape(host.shape), non_blocking=True)
+
+
+def winner_outputs(
+    device: torch.device,
+    out: torch.Tensor,
+    table: torch.Tensor | None,
+    row_out: torch.Tensor | None,
+    host: torch.Tensor | None,
+) -> tuple[dict, bool]:
+    """The checked outputs of a launch ending in `publish_winner`: its keyword arguments, and
+    whether it writes `host` itself (pinned memory, from a GPU; otherwise the caller copies the
+    id there after the launch, without blocking)."""
     if out.numel() != 1 or out.dtype != torch.int64:
         raise ValueError(f"argmax writes one int64, got {out.dtype} {tuple(out.shape)}")
     if host is not None and (host.numel() != 1 or host.dtype != torch.int64):
         raise ValueError(f"argmax writes one int64 to the host, got {host.dtype} "
                          f"{tuple(host.shape)}")  # fmt: skip
-    gather: dict = {}
+    outputs: dict = dict(table_ptr=None, row_ptr=None, H=0, H_PAD=1, host_ptr=None, HOST=False)
     if table is not None:
         contiguous = table.is_contiguous() and row_out is not None and row_out.is_contiguous()
         if row_out is None or table.dim() != 2 or not contiguous:
@@ -100,19 +141,10 @@ def argmax_into(
             raise ValueError(f"row_out {row_out.dtype} {tuple(row_out.shape)} does not hold "
                              f"a row of the {table.dtype} table {tuple(table.shape)}")  # fmt: skip
         hidden = table.shape[1]
-        gather = dict(table_ptr=table, row_ptr=row_out, H=hidden,
-                      H_PAD=triton.next_power_of_2(hidden))  # fmt: skip
-    n = x.numel()
-    programs = triton.cdiv(n, _BLOCK * _STEPS)
-    values = torch.empty(programs, dtype=torch.float32, device=x.device)
-    indices = torch.empty(programs, dtype=torch.int32, device=x.device)
-    direct = host is not None and x.is_cuda and host.device.type == "cpu" and host.is_pinned()
+        outputs.update(table_ptr=table, row_ptr=row_out, H=hidden,
+                       H_PAD=triton.next_power_of_2(hidden))  # fmt: skip
+    direct = host is not None and device.type == "cuda" and host.device.type == "cpu"
+    direct = direct and host.is_pinned()
     if direct:
-        gather.update(host_ptr=host, HOST=True)
-    _argmax_kernel[(programs,)](
-        x, values, indices, arrival_counters(x.device, 0, 1, "argmax"), out, n, PROGRAMS=programs,
-        PROGRAMS_PAD=triton.next_power_of_2(programs), BLOCK=_BLOCK, STEPS=_STEPS, num_warps=4,
-        **gather,
-    )  # fmt: skip
-    if host is not None and not direct:
-        host.copy_(out.reshape(host.shape), non_blocking=True)
+        outputs.update(host_ptr=host, HOST=True)
+    return outputs, direct

@@ -41,6 +41,7 @@ import torch
 import triton
 import triton.language as tl
 
+from gptoss_chat.kernels.argmax import publish_winner, winner_outputs
 from gptoss_chat.kernels.common import (
     arrival_counters,
     let_next_kernel_start,
@@ -60,6 +61,10 @@ tiles so that their float32 sums are the unembedding's."""
 _SCREEN_BLOCK_N, _SCREEN_GROUPS, _SCREEN_WARPS, _SCREEN_STAGES = 4, 64, 2, 3
 """Rows and groups of 32 codes a screen step, on an H100 (`benchmarks/unembedding_screen.py`)."""
 _FINE_X = True
+"""x cut into two int8 codes a value (14 bits), so that its rounding barely widens the bounds:
+63 rows of 201,088 reach the select with random 20b weights, against 553 with one code (screen
+197 against 188 us, the whole 201 against 200 us on an H100: the narrower select wins the
+screen's time back and leaves room for flatter logits)."""
 _SELECT_PDL = True
 """The select launch comes up while the screen's last programs run (PDL) and waits for them."""
 _SELECT_CHUNK = 512  # rows a select program scans: ~400 programs over gpt-oss's vocabulary
@@ -332,6 +337,8 @@ def _select_kernel(
     HOST: tl.constexpr = False,
     PDL: tl.constexpr = False,
 ):
+    """The exact logits of the rows whose upper end reaches the largest lower end, reduced to
+    the winner by argmax.py's `publish_winner` (which also writes the id's outputs)."""
     pid = tl.program_id(0)
     rows = pid * CHUNK + tl.arange(0, CHUNK)
     wait_for_previous_kernel(PDL)
@@ -354,27 +361,11 @@ def _select_kernel(
         take = (top > best_value) | (best_index == V)  # a tie keeps the earlier (lower) row
         best_index = tl.where(take, row, best_index)
         best_value = tl.where(take, top, best_value)
-    tl.store(value_ptr + pid, best_value)
-    tl.store(index_ptr + pid, best_index)
-    tl.debug_barrier()  # every thread's stores are issued before the ticket
-    ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
-    if ticket == PROGRAMS - 1:  # the last program: the programs' winners in program order
-        slots = tl.arange(0, PROGRAMS_PAD)
-        values = tl.load(value_ptr + slots, mask=slots < PROGRAMS, other=float("-inf"),
-                         cache_modifier=".cg")  # fmt: skip
-        indices = tl.load(index_ptr + slots, mask=slots < PROGRAMS, other=V, cache_modifier=".cg")
-        top = tl.max(values, axis=0)
-        best = tl.min(tl.where((values == top) & (indices < V), indices, V), axis=0)
-        best = tl.where(best == V, 0, best)  # no row at all (V == 0 cannot load): id 0
-        tl.store(out_ptr, best.to(tl.int64))
-        if HOST:  # pinned host memory, written over the bus: no copy to queue after us
-            tl.store(host_ptr, best.to(tl.int64))
-        if H > 0:  # the chosen id's embedded row: the next decode step's input
-            cols = tl.arange(0, H_PAD)
-            embedded = tl.load(table_ptr + best.to(tl.int64) * H + cols, mask=cols < H)
-            tl.store(row_ptr + cols, embedded, mask=cols < H)
+    last = publish_winner(best_value, best_index, value_ptr, index_ptr, counter_ptr, out_ptr, V,
+                          PROGRAMS, PROGRAMS_PAD, table_ptr, row_ptr, H, H_PAD, host_ptr,
+                          HOST)  # fmt: skip
+    if last:
         tl.store(lower_max_ptr, float("-inf"))  # for the next screen
-        tl.atomic_xchg(counter_ptr, 0)  # zero again for the next call / graph replay
 
 
 def screened_argmax_into(
@@ -438,22 +429,17 @@ def _launch_select(
     programs = triton.cdiv(n_rows, _SELECT_CHUNK)
     values = torch.empty(programs, dtype=torch.float32, device=x.device)
     indices = torch.empty(programs, dtype=torch.int32, device=x.device)
-    gather: dict = {}
-    if table is not None:
-        if row_out is None or table.shape[1] != row_out.shape[-1]:
-            raise ValueError("screened_argmax_into: a table needs a row_out of its width")
-        h = table.shape[1]
-        gather = dict(table_ptr=table, row_ptr=row_out, H=h, H_PAD=triton.next_power_of_2(h))
-    if host is not None:
-        gather.update(host_ptr=host, HOST=True)
+    outputs, direct = winner_outputs(x.device, out, table, row_out, host)
     counter = arrival_counters(x.device, screen.upper.data_ptr(), 1, "screened_argmax_into")
     pdl = pdl_enabled(x) and _SELECT_PDL
     _select_kernel[(programs,)](
         x, weight, screen.upper, screen.lower_max, values, indices, counter, out, n_rows, K=k,
         PROGRAMS=programs, PROGRAMS_PAD=triton.next_power_of_2(programs), CHUNK=_SELECT_CHUNK,
         BLOCK_N=_GEMV_BLOCK_N, BLOCK_K=_GEMV_BLOCK_K, PDL=pdl, launch_pdl=pdl,
-        **gather, **(dict(num_warps=_GEMV_WARPS) if x.is_cuda else {}),
+        **outputs, **(dict(num_warps=_GEMV_WARPS) if x.is_cuda else {}),
     )  # fmt: skip
+    if host is not None and not direct:
+        host.copy_(out.reshape(host.shape), non_blocking=True)
 
 
 def screened_argmax_ref(

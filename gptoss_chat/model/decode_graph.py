@@ -33,14 +33,32 @@ class DecodeGraph:
         hidden = model.config.hidden_size
         self.hidden = torch.zeros(1, hidden, dtype=model.dtype, device=model.device)
         """Static input: the embedded row of the token to forward."""
-        self.logits: torch.Tensor | None = None  # static output [1, V]
-        self.last: torch.Tensor | None = None  # static output [1, H] of `forward_last`
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.last_graph: torch.cuda.CUDAGraph | None = None
-        self.eager_steps = 0
+        self._graphs: dict[str, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        """The captured forwards by kind ("logits", "last") with their static outputs."""
         self._ran_eagerly: set[str] = set()
         """Which forwards ran once eagerly: each compiles its own kernels (the unembedding GEMV,
         the final norm) before its capture."""
+        self.eager_steps = 0
+
+    @property
+    def graph(self) -> torch.cuda.CUDAGraph | None:
+        """The captured whole forward, once `forward` has been called twice."""
+        return self._graphs.get("logits", (None, None))[0]
+
+    @property
+    def logits(self) -> torch.Tensor | None:
+        """`graph`'s static output [1, V]."""
+        return self._graphs.get("logits", (None, None))[1]
+
+    @property
+    def last_graph(self) -> torch.cuda.CUDAGraph | None:
+        """The captured `forward_last`."""
+        return self._graphs.get("last", (None, None))[0]
+
+    @property
+    def last(self) -> torch.Tensor | None:
+        """`last_graph`'s static output [1, H]."""
+        return self._graphs.get("last", (None, None))[1]
 
     def step(self, token: int) -> torch.Tensor:
         """Forward one token at cache.offset; returns logits [1, V] (valid until the next step)."""
@@ -51,32 +69,24 @@ class DecodeGraph:
         """Forward the row already in `hidden` (`decode_pipeline` gathers it on the device) at
         cache.offset and advance the offset; returns logits [1, V]: the static `logits` from the
         second call on, a fresh tensor at the first (eager) one."""
-        if self.graph is None:
-            if "logits" not in self._ran_eagerly or not self.capture:
-                self._ran_eagerly.add("logits")
-                self.eager_steps += 1
-                return self.model.forward_hidden(self.hidden, self.cache)
-            self.graph, self.logits = self._capture(self.model.forward_hidden)
-        assert self.graph is not None and self.logits is not None
-        self.graph.replay()
-        return self.logits
+        return self._run("logits", self.model.forward_hidden)
 
     def forward_last(self) -> torch.Tensor:
         """`forward` without the final norm and the unembedding: returns the last layer's row
         [1, H] (`last` once captured) instead of the logits."""
-        if self.last_graph is None:
-            if "last" not in self._ran_eagerly or not self.capture:
-                self._ran_eagerly.add("last")
-                self.eager_steps += 1
-                return self.model.forward_last(self.hidden, self.cache)
-            self.last_graph, self.last = self._capture(self.model.forward_last)
-        assert self.last_graph is not None and self.last is not None
-        self.last_graph.replay()
-        return self.last
+        return self._run("last", self.model.forward_last)
 
-    def _capture(self, forward) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-        torch.cuda.synchronize(self.model.device)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = forward(self.hidden, self.cache)
-        return graph, out
+    def _run(self, kind: str, forward) -> torch.Tensor:
+        if kind not in self._graphs:
+            if kind not in self._ran_eagerly or not self.capture:
+                self._ran_eagerly.add(kind)
+                self.eager_steps += 1
+                return forward(self.hidden, self.cache)
+            torch.cuda.synchronize(self.model.device)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = forward(self.hidden, self.cache)
+            self._graphs[kind] = (graph, out)
+        graph, out = self._graphs[kind]
+        graph.replay()
+        return out
