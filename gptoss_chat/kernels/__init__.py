@@ -67,13 +67,18 @@ SCREEN_ENV = "GPTOSS_SCREEN"
 
 def prepare_unembedding(weight: torch.Tensor) -> object | None:
     """The int8 screen of a bf16 unembedding on a GPU (`unembedding_screen.build_screen`), unless
-    GPTOSS_SCREEN=0 (to measure without it); None elsewhere."""
+    GPTOSS_SCREEN=0 (to measure without it); None elsewhere, and when the GPU has no room left
+    for it (greedy decoding then reads the whole unembedding, as before)."""
     from gptoss_chat.kernels.unembedding_screen import build_screen
 
     off = os.environ.get(SCREEN_ENV, "1").strip().lower() in ("0", "false", "no", "off")
     if off or not weight.is_cuda or weight.dtype != torch.bfloat16:
         return None
-    return build_screen(weight)
+    try:
+        return build_screen(weight)
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return None
 
 
 def greedy_into(

@@ -16,12 +16,13 @@ import pytest
 import torch
 
 from gptoss_chat.generator import SamplingOptions
-from gptoss_chat.kernels import greedy_into
+from gptoss_chat.kernels import greedy_into, prepare_unembedding
 from gptoss_chat.kernels import unembedding_screen as screen_module
 from gptoss_chat.kernels.argmax import argmax_into
 from gptoss_chat.kernels.gemv import unembedding
 from gptoss_chat.kernels.rms_norm import rms_norm
 from gptoss_chat.kernels.unembedding_screen import (
+    UnembeddingScreen,
     build_screen,
     screened_argmax_into,
     screened_argmax_ref,
@@ -158,6 +159,29 @@ def test_rejects_what_it_cannot_take(device) -> None:
         screened_argmax_into(_last(2880, device, 1), norm_scale, EPS, other, screen, out)
     with pytest.raises(ValueError, match="multiple of 32"):
         build_screen(torch.zeros(4, 40, dtype=torch.bfloat16))
+
+
+def test_no_screen_on_the_cpu() -> None:
+    """The reference table's argmax needs none (`build_ops` is for CUDA; its hook still says so)."""
+    weight, _ = _model(64, 64, torch.device("cpu"))
+    assert prepare_unembedding(weight) is None
+
+
+@pytest.mark.gpu
+def test_the_table_builds_a_screen_unless_told_not_to_or_out_of_memory(monkeypatch) -> None:
+    """A screen on a GPU; None with GPTOSS_SCREEN=0, and when the GPU has no memory left for it
+    (greedy decoding then reads the whole unembedding)."""
+    weight, _ = _model(64, 64, torch.device("cuda"))
+    assert isinstance(prepare_unembedding(weight), UnembeddingScreen)
+    monkeypatch.setenv("GPTOSS_SCREEN", "0")
+    assert prepare_unembedding(weight) is None
+    monkeypatch.delenv("GPTOSS_SCREEN")
+
+    def out_of_memory(weight):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(screen_module, "build_screen", out_of_memory)
+    assert prepare_unembedding(weight) is None
 
 
 @pytest.fixture(scope="module")
