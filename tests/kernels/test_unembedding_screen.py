@@ -88,6 +88,28 @@ def test_every_logit_lies_within_its_bounds(device, scale) -> None:
     assert passed[logits.argmax()] and passed.sum().item() < 1200 // 4
 
 
+def test_the_bound_holds_where_it_is_tight(device) -> None:
+    """x along one row's quantisation error makes that row's proxy as wrong as Cauchy-Schwarz
+    allows: its logit still lies below its upper end, which it nearly reaches."""
+    weight, _ = _model(64, 2880, device)
+    screen = build_screen(weight)
+    error = weight[9].double() - screen.scale[9].double() * screen.codes[9].double()
+    last = (error / error.abs().max()).to(torch.bfloat16)[None, :]
+    ones = torch.ones(2880, device=device)
+    screen_module._final_norm_kernel[(1,)](
+        last, ones, screen.normed, screen.words, screen.steps, screen.norms, EPS, K=2880,
+        BLOCK=4096, FINE=screen_module._FINE_X,
+    )  # fmt: skip
+    screen_module._launch_screen(screen)
+    screen.lower_max.fill_(-math.inf)
+    logit = (screen.normed.double() @ weight[9].double())[0]
+    x = screen.normed.double()[0]
+    proxy = screen.scale[9].double() * (screen.codes[9].double() @ x)  # up to x's rounding
+    bound = screen.upper[9].double() - proxy
+    assert screen.upper[9].item() >= logit.item()
+    assert (logit - proxy) / bound > 0.5  # the row's own error, most of the bound
+
+
 @pytest.mark.parametrize("seed", range(2))
 def test_same_id_as_the_full_unembedding(device, seed) -> None:
     weight, norm_scale = _model(1000, 2880, device)
