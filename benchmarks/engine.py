@@ -18,7 +18,9 @@ and 8k prompts; second-turn time to first token
 agreement of the Triton and torch engines over 128 tokens and max |dlogit|
 against transformers. `--impl ours4k`: decode after 1k and 3k prompts with a 4,096-token
 context (a small KV cache). Prompts are random token ids (random weights make any text
-meaningless).
+meaningless). Decode figures are greedy unless they say otherwise: greedy steps go through the
+unembedding's int8 screen when the loader built one (`"screen": true` on the context line;
+GPTOSS_SCREEN=0 turns it off), sampled ones through the full unembedding.
 """
 
 from __future__ import annotations
