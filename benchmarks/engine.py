@@ -319,7 +319,7 @@ def worker_ours120b(root: Path) -> None:
     """gpt-oss-120b shapes, weights built on the GPU, 64k context: decode after a 1k prompt."""
     from gptoss_chat.kernels import build_ops
     from gptoss_chat.model.config import GPT_OSS_120B
-    from gptoss_chat.model.generator import TRITON_WORKSPACE_BYTES, LocalGenerator
+    from gptoss_chat.model.generator import TRITON_WORKSPACE_BYTES, LocalGenerator, screen_bytes
     from gptoss_chat.model.kv_cache import KVCache, cache_bytes
     from gptoss_chat.model.ops import TORCH_OPS
     from gptoss_chat.model.transformer import Transformer
@@ -339,8 +339,8 @@ def worker_ours120b(root: Path) -> None:
     for layer in weights.layers:  # as load_generator does: the table's expert layout
         layer.experts = ops.prepare_experts(layer.experts)
     free, _ = torch.cuda.mem_get_info()  # and its rule for the greedy screen (`screen_fits`)
-    screen_bytes = GPT_OSS_120B.vocab_size * (GPT_OSS_120B.hidden_size + 12)
-    if weights.embedding.is_cuda and free >= full_cache + TRITON_WORKSPACE_BYTES + screen_bytes:
+    screen = screen_bytes(GPT_OSS_120B)
+    if weights.embedding.is_cuda and free >= full_cache + TRITON_WORKSPACE_BYTES + screen:
         weights.unembedding_screen = ops.prepare_unembedding(weights.unembedding)
     model = Transformer(GPT_OSS_120B, weights, ops, context)
     gen = LocalGenerator(model, cache, name="120b")

@@ -50,6 +50,7 @@ from gptoss_chat.kernels.common import (
     wait_for_previous_kernel,
 )
 from gptoss_chat.kernels.gemv import _H100_BEST
+from gptoss_chat.kernels.mxfp4_int8 import _round
 from gptoss_chat.kernels.rms_norm import norm_warps, normed_row, rms_norm_ref
 
 _ROUND_UP = 1.0 + 2.0**-20
@@ -149,12 +150,6 @@ def _rounded_up(values: torch.Tensor) -> torch.Tensor:
     single = values.float()
     up = torch.nextafter(single, torch.full_like(single, math.inf))
     return torch.where(single.double() < values, up, single)
-
-
-@triton.jit
-def _round(v):
-    """Round half away from zero (the interpreter and the GPU agree on it)."""
-    return tl.where(v >= 0, tl.floor(v + 0.5), -tl.floor(-v + 0.5))
 
 
 @triton.jit

@@ -338,9 +338,13 @@ def screen_fits(
     if embedding_on_host:
         return False
     c = info.config
-    screen = c.vocab_size * (c.hidden_size + 12)
-    needed = cache_bytes(c, context or c.max_context_length) + TRITON_WORKSPACE_BYTES + screen
-    return free_memory(device) >= needed
+    needed = cache_bytes(c, context or c.max_context_length) + TRITON_WORKSPACE_BYTES
+    return free_memory(device) >= needed + screen_bytes(c)
+
+
+def screen_bytes(config: ModelConfig) -> int:
+    """About what the unembedding's screen takes: an int8 code per weight and 12 bytes a row."""
+    return config.vocab_size * (config.hidden_size + 12)
 
 
 def model_label(config: ModelConfig) -> str:
