@@ -8,7 +8,8 @@ in its epilogue, unembedding), attention_decode.py (split-K, sinks, window, GQA)
 attention_prefill.py (flash-style), rope_cache.py (RoPE + KV write), rope_attention_decode.py
 (RoPE, KV write and decode attention in one launch), rms_norm.py, dequant.py (one expert to
 bf16), argmax.py (the sampler's argmax in one launch), unembedding_screen.py (greedy decoding's
-argmax through an int8 screen of the unembedding). Tests: tests/kernels (interpreter on
+argmax through an int8 screen of the unembedding), compact_bf16.py (the attention projections
+in 12 bits a value, losslessly, and their decode GEMV). Tests: tests/kernels (interpreter on
 CPU, full shapes on a GPU); numbers: docs/BENCHMARKS.md.
 
 `build_ops` is the hook `gptoss_chat.model.ops.select_ops` looks for: it returns the torch table
@@ -26,7 +27,7 @@ from typing import Any
 
 import torch
 
-from gptoss_chat.model.ops import ExpertWeights, Ops
+from gptoss_chat.model.ops import ExpertWeights, Ops, PreparedLinear, dense_weight
 
 
 def build_ops(base: Ops, device: torch.device) -> Ops:
@@ -59,10 +60,31 @@ def build_ops(base: Ops, device: torch.device) -> Ops:
     return replace(base, name="triton", graph_safe_decode=True, graph_safe_prefill=True,
                    sample=_sample, sample_into=_sample_into, prepare_experts=tile_experts,
                    greedy_into=greedy_into, prepare_unembedding=prepare_unembedding,
-                   **guarded)  # fmt: skip
+                   prepare_linear=prepare_linear, **guarded)  # fmt: skip
 
 
 SCREEN_ENV = "GPTOSS_SCREEN"
+COMPACT_ENV = "GPTOSS_COMPACT"
+
+
+def _switched_off(env: str) -> bool:
+    return os.environ.get(env, "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def prepare_linear(weight: torch.Tensor) -> torch.Tensor | PreparedLinear:
+    """The 12-bit lossless copy of a bf16 attention projection on a GPU
+    (`compact_bf16.compact`), which decode's GEMVs read instead of the dense weight, unless
+    GPTOSS_COMPACT=0 (to measure without it); the weight itself elsewhere, when its values do
+    not compact (`compact` returns None), or when the GPU has no room left for the copy."""
+    from gptoss_chat.kernels.compact_bf16 import compact
+
+    if _switched_off(COMPACT_ENV) or not weight.is_cuda or weight.dtype != torch.bfloat16:
+        return weight
+    try:
+        return compact(weight) or weight
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return weight
 
 
 def prepare_unembedding(weight: torch.Tensor) -> object | None:
@@ -71,8 +93,7 @@ def prepare_unembedding(weight: torch.Tensor) -> object | None:
     for it (greedy decoding then reads the whole unembedding, as before)."""
     from gptoss_chat.kernels.unembedding_screen import build_screen
 
-    off = os.environ.get(SCREEN_ENV, "1").strip().lower() in ("0", "false", "no", "off")
-    if off or not weight.is_cuda or weight.dtype != torch.bfloat16:
+    if _switched_off(SCREEN_ENV) or not weight.is_cuda or weight.dtype != torch.bfloat16:
         return None
     try:
         return build_screen(weight)
@@ -153,8 +174,11 @@ def _bf16_only(kernel: Callable[..., Any], fallback: Callable[..., Any]) -> Call
             return kernel(*args)
         from gptoss_chat.kernels.expert_layout import untiled_experts
 
-        # the references read experts in the checkpoint's layout (only bf16 ones get tiled)
-        return fallback(*(untiled_experts(a) if isinstance(a, ExpertWeights) else a for a in args))
+        # the references read experts in the checkpoint's layout (only bf16 ones get tiled) and
+        # dense linear weights
+        return fallback(*(untiled_experts(a) if isinstance(a, ExpertWeights) else
+                          dense_weight(a) if isinstance(a, PreparedLinear) else a
+                          for a in args))  # fmt: skip
 
     op.__name__ = getattr(kernel, "__name__", "op")
     return op

@@ -31,8 +31,10 @@ from gptoss_chat.kernels.common import (
     tuning_sweep,
     wait_for_previous_kernel,
 )
+from gptoss_chat.kernels.compact_bf16 import CompactLinear, compact_gemv
 from gptoss_chat.kernels.rms_norm import rms_norm
 from gptoss_chat.kernels.router_epilogue import route_after_out_proj
+from gptoss_chat.model.ops import PreparedLinear, dense_weight
 
 
 @triton.jit
@@ -233,27 +235,39 @@ def norm_linear(
     x: torch.Tensor,
     norm_scale: torch.Tensor,
     eps: float,
-    weight: torch.Tensor,
+    weight: torch.Tensor | PreparedLinear,
     bias: torch.Tensor | None,
 ) -> torch.Tensor:
     """The `Ops.norm_linear` entry: linear(rms_norm(x)) with the norm in the GEMV's prologue
-    (decode); many tokens run the norm kernel, then cuBLAS."""
+    (decode; from the compact weight when `prepare_linear` made one); many tokens run the norm
+    kernel, then cuBLAS."""
+    compact, weight = _compact(x, weight), dense_weight(weight)
     _check(x, weight, bias)
     if norm_scale.shape != (x.shape[1],) or norm_scale.dtype != torch.float32:
         raise ValueError(f"norm_linear: norm scale {tuple(norm_scale.shape)} does not fit x")
+    if compact is not None:
+        norm = (norm_scale.contiguous(), eps)
+        return compact_gemv(x, compact, bias, norm=norm, pdl=pdl_enabled(x))
     if x.shape[0] > DECODE_MAX_TOKENS:
         return F.linear(rms_norm(x, norm_scale, eps), weight, bias)
     return _launch(x, weight, bias, x.dtype, norm=(norm_scale.contiguous(), eps))
 
 
 def linear_residual(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor
+    x: torch.Tensor,
+    weight: torch.Tensor | PreparedLinear,
+    bias: torch.Tensor | None,
+    residual: torch.Tensor,
 ) -> torch.Tensor:
     """The `Ops.linear_residual` entry: residual + linear(x) with the add in the GEMV's epilogue
-    (decode); many tokens run cuBLAS, then the add."""
+    (decode; from the compact weight when `prepare_linear` made one); many tokens run cuBLAS,
+    then the add."""
+    compact, weight = _compact(x, weight), dense_weight(weight)
     _check(x, weight, bias)
     if residual.shape != (x.shape[0], weight.shape[0]) or residual.dtype != x.dtype:
         raise ValueError(f"linear_residual: residual {tuple(residual.shape)} does not fit")
+    if compact is not None:
+        return compact_gemv(x, compact, bias, residual=residual.contiguous(), pdl=pdl_enabled(x))
     if x.shape[0] > DECODE_MAX_TOKENS:
         return residual + F.linear(x, weight, bias)
     return _launch(x, weight, bias, x.dtype, residual=residual.contiguous())
@@ -311,6 +325,13 @@ def linear_residual_route(
         counter_ptr=arrival_counters(dev, weight.data_ptr()), launch_pdl=pdl, **launch,
     )  # fmt: skip
     return out, normed, logits, fixed
+
+
+def _compact(x: torch.Tensor, weight: torch.Tensor | PreparedLinear) -> CompactLinear | None:
+    """The compact weight a decode-sized x (at most DECODE_MAX_TOKENS rows of bf16) reads."""
+    if isinstance(weight, CompactLinear) and x.shape[0] <= DECODE_MAX_TOKENS:
+        return weight if x.dtype == torch.bfloat16 and x.is_contiguous() else None
+    return None
 
 
 def arrival_counters(device: torch.device, site: int) -> torch.Tensor:
@@ -380,6 +401,11 @@ def unembedding_ref(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return gemv_ref(x, weight, out_dtype=torch.float32)
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def linear(
+    x: torch.Tensor, weight: torch.Tensor | PreparedLinear, bias: torch.Tensor | None
+) -> torch.Tensor:
     """The `Ops.linear` entry: F.linear's contract, the GEMV kernel at decode."""
-    return gemv(x, weight, bias)
+    compact = _compact(x, weight)
+    if compact is not None:
+        return compact_gemv(x, compact, bias, pdl=pdl_enabled(x))
+    return gemv(x, dense_weight(weight), bias)

@@ -26,7 +26,7 @@ from gptoss_chat.kernels.moe_decode import moe_experts_from_logits
 from gptoss_chat.kernels.moe_prefill import fits, moe_grouped
 from gptoss_chat.kernels.rms_norm import rms_norm
 from gptoss_chat.kernels.router import norm_router_logits, router_logits
-from gptoss_chat.model.ops import ExpertWeights, moe_torch, route, swiglu
+from gptoss_chat.model.ops import ExpertWeights, PreparedLinear, moe_torch, route, swiglu
 
 DECODE_KERNEL_MAX_TOKENS = 8
 """Above this many tokens per call, decoding each expert once beats reading it per token."""
@@ -90,7 +90,7 @@ def router_epilogue_enabled() -> bool:
 
 def out_proj_moe_block(
     attn: torch.Tensor,
-    out_weight: torch.Tensor,
+    out_weight: torch.Tensor | PreparedLinear,
     out_bias: torch.Tensor | None,
     x: torch.Tensor,
     norm_scale: torch.Tensor,
@@ -105,8 +105,10 @@ def out_proj_moe_block(
     which saves the router's launch; then the expert kernels. Only with GPTOSS_ROUTER_EPILOGUE=1:
     on an H100 it was slower than the separate router launch, which PDL already overlaps with
     the out projection (518 against 498 tok/s at 20b, 356 against 350 at 120b; 2026-11-22,
-    docs/BENCHMARKS.md). More tokens, or by default: composed."""
-    if attn.shape[0] != 1 or x.shape[1] % 32 or not router_epilogue_enabled():
+    docs/BENCHMARKS.md). More tokens, a compact out projection (`Ops.prepare_linear`), or by
+    default: composed."""
+    composed = isinstance(out_weight, PreparedLinear) or not router_epilogue_enabled()
+    if attn.shape[0] != 1 or x.shape[1] % 32 or composed:
         mid = linear_residual(attn, out_weight, out_bias, x)
         return moe_block(mid, norm_scale, eps, weights, experts_per_token, swiglu_limit)
     mid, normed, logits, fixed = linear_residual_route(

@@ -342,6 +342,34 @@ def screen_fits(
     return free_memory(device) >= needed + screen_bytes(c)
 
 
+def compact_fits(
+    info: CheckpointInfo,
+    device: torch.device,
+    embedding_on_host: bool,
+    context: int | None,
+) -> bool:
+    """Whether the attention projections' compact copies (`Ops.prepare_linear`: 12 bits a
+    weight beside the dense bf16, 0.96 GB at 20b size, 1.43 GB at 120b) may take GPU memory:
+    as for the screen (`screen_fits`, built first), only when the embedding table stayed on the
+    device and the free memory still holds the copies, the KV cache of the context asked for
+    and the workspace."""
+    if device.type != "cuda":
+        return True
+    if embedding_on_host:
+        return False
+    c = info.config
+    needed = cache_bytes(c, context or c.max_context_length) + TRITON_WORKSPACE_BYTES
+    return free_memory(device) >= needed + compact_bytes(c)
+
+
+def compact_bytes(config: ModelConfig) -> int:
+    """About what the compact copies of the attention projections take: 12 bits a weight (the
+    exception lists are ~0.2% more)."""
+    q_dim = config.num_attention_heads * config.head_dim
+    per_layer = (config.qkv_dim + q_dim) * config.hidden_size
+    return config.num_hidden_layers * per_layer * 3 // 2
+
+
 def screen_bytes(config: ModelConfig) -> int:
     """About what the unembedding's screen takes: an int8 code per weight and 12 bytes a row."""
     return config.vocab_size * (config.hidden_size + 12)
@@ -398,6 +426,10 @@ def load_generator(
         layer.experts = ops.prepare_experts(layer.experts)
     if screen_fits(info, device, embedding_on_host, context):
         weights.unembedding_screen = ops.prepare_unembedding(weights.unembedding)
+    if compact_fits(info, device, embedding_on_host, context):
+        for layer in weights.layers:
+            layer.qkv_weight = ops.prepare_linear(layer.qkv_weight)
+            layer.out_weight = ops.prepare_linear(layer.out_weight)
     if device.type == "cuda":  # the layouts prepare_experts replaced leave cached blocks behind
         torch.cuda.empty_cache()
     triton = device.type == "cuda" and ops.name == "triton"

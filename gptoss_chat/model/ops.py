@@ -55,6 +55,20 @@ class ExpertWeights:
     mlp2_bias: torch.Tensor  # [E, H] bf16
 
 
+@dataclass(frozen=True)
+class PreparedLinear:
+    """An attention projection's weight in a kernel table's own form (`Ops.prepare_linear`),
+    with the dense bf16 [N, K] weight it came from: the references and matrix products over
+    many tokens read `dense`."""
+
+    dense: torch.Tensor
+
+
+def dense_weight(weight: torch.Tensor | PreparedLinear) -> torch.Tensor:
+    """The plain [N, K] tensor of a linear weight, prepared or not."""
+    return weight.dense if isinstance(weight, PreparedLinear) else weight
+
+
 class RmsNormOp(Protocol):
     def __call__(self, x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
         """x [T, H] bf16, scale [H] float32 -> [T, H] bf16: x / rms(x) * scale, in float32."""
@@ -127,7 +141,7 @@ class NormLinearOp(Protocol):
         x: torch.Tensor,
         norm_scale: torch.Tensor,
         eps: float,
-        weight: torch.Tensor,
+        weight: torch.Tensor | PreparedLinear,
         bias: torch.Tensor | None,
     ) -> torch.Tensor:
         """linear(rms_norm(x, norm_scale, eps), weight, bias): x [T, K] bf16 -> [T, N] bf16.
@@ -140,7 +154,7 @@ class LinearResidualOp(Protocol):
     def __call__(
         self,
         x: torch.Tensor,
-        weight: torch.Tensor,
+        weight: torch.Tensor | PreparedLinear,
         bias: torch.Tensor | None,
         residual: torch.Tensor,
     ) -> torch.Tensor:
@@ -167,7 +181,7 @@ class OutProjMoeBlockOp(Protocol):
     def __call__(
         self,
         attn: torch.Tensor,
-        out_weight: torch.Tensor,
+        out_weight: torch.Tensor | PreparedLinear,
         out_bias: torch.Tensor | None,
         x: torch.Tensor,
         norm_scale: torch.Tensor,
@@ -293,6 +307,15 @@ class PrepareUnembeddingOp(Protocol):
         ...
 
 
+class PrepareLinearOp(Protocol):
+    def __call__(self, weight: torch.Tensor) -> torch.Tensor | PreparedLinear:
+        """Called once per attention projection (qkv, out) after loading, with the bf16 [N, K]
+        weight on its device; returns what `norm_linear`, `linear_residual` and
+        `out_proj_moe_block` will receive for it: the weight itself (the default), or a
+        `PreparedLinear` that keeps it as `dense` (extra device memory)."""
+        ...
+
+
 class PrepareExpertsOp(Protocol):
     def __call__(self, weights: ExpertWeights) -> ExpertWeights:
         """Called once per layer right after loading, with the checkpoint-layout weights on the
@@ -328,6 +351,7 @@ class Ops:
     rope_attention_decode: RopeAttentionDecodeOp = lambda *args: rope_attention_decode_torch(*args)
     greedy_into: GreedyIntoOp = lambda *args, **kwargs: greedy_into_torch(*args, **kwargs)
     prepare_unembedding: PrepareUnembeddingOp = lambda weight: None
+    prepare_linear: PrepareLinearOp = lambda weight: weight
     graph_safe_decode: bool = False
     """True when a T == 1 forward never syncs with the host, so decode can be a CUDA graph."""
     graph_safe_prefill: bool = False
@@ -504,16 +528,19 @@ def norm_linear_torch(
     x: torch.Tensor,
     norm_scale: torch.Tensor,
     eps: float,
-    weight: torch.Tensor,
+    weight: torch.Tensor | PreparedLinear,
     bias: torch.Tensor | None,
 ) -> torch.Tensor:
-    return F.linear(rms_norm_torch(x, norm_scale, eps), weight, bias)
+    return F.linear(rms_norm_torch(x, norm_scale, eps), dense_weight(weight), bias)
 
 
 def linear_residual_torch(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor
+    x: torch.Tensor,
+    weight: torch.Tensor | PreparedLinear,
+    bias: torch.Tensor | None,
+    residual: torch.Tensor,
 ) -> torch.Tensor:
-    return residual + F.linear(x, weight, bias)
+    return residual + F.linear(x, dense_weight(weight), bias)
 
 
 def moe_block_torch(
@@ -530,7 +557,7 @@ def moe_block_torch(
 
 def out_proj_moe_block_torch(
     attn: torch.Tensor,
-    out_weight: torch.Tensor,
+    out_weight: torch.Tensor | PreparedLinear,
     out_bias: torch.Tensor | None,
     x: torch.Tensor,
     norm_scale: torch.Tensor,

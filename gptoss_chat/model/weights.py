@@ -23,7 +23,7 @@ import torch
 from gptoss_chat.generator import GeneratorError
 from gptoss_chat.model.config import ConfigError, ModelConfig, read_config_json
 from gptoss_chat.model.layout import Layout, TensorSpec, tensor_specs
-from gptoss_chat.model.ops import ExpertWeights
+from gptoss_chat.model.ops import ExpertWeights, PreparedLinear
 from gptoss_chat.model.safetensors_io import (
     DTYPES,
     MappedFile,
@@ -56,10 +56,10 @@ class CheckpointInfo:
 @dataclass
 class LayerWeights:
     attn_norm: torch.Tensor  # [H] float32
-    qkv_weight: torch.Tensor  # [(Hq + 2 Hkv) D, H] bf16
+    qkv_weight: torch.Tensor | PreparedLinear  # [(Hq + 2 Hkv) D, H] bf16 (`Ops.prepare_linear`)
     qkv_bias: torch.Tensor  # [(Hq + 2 Hkv) D] bf16
     sinks: torch.Tensor  # [Hq] float32
-    out_weight: torch.Tensor  # [H, Hq D] bf16
+    out_weight: torch.Tensor | PreparedLinear  # [H, Hq D] bf16 (`Ops.prepare_linear`)
     out_bias: torch.Tensor  # [H] bf16
     mlp_norm: torch.Tensor  # [H] float32
     experts: ExpertWeights
@@ -82,6 +82,9 @@ class ModelWeights:
             tensors += list(vars(self.unembedding_screen).values())
         for layer in self.layers:
             tensors += [*vars(layer).values(), *vars(layer.experts).values()]
+            for prepared in (layer.qkv_weight, layer.out_weight):  # their dense weight is in
+                if isinstance(prepared, PreparedLinear):  # `dense`, their own tensors beside it
+                    tensors += list(vars(prepared).values())
         return sum(
             t.numel() * t.element_size()
             for t in tensors

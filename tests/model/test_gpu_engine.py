@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gptoss_chat.generator import SamplingOptions
+from gptoss_chat.kernels.compact_bf16 import CompactLinear
 from gptoss_chat.model.config import TINY
 from gptoss_chat.model.generator import LocalGenerator, load_generator
 from gptoss_chat.model.layout import Layout
@@ -37,8 +38,13 @@ def eager_padded(generator: LocalGenerator) -> LocalGenerator:
     return generator
 
 
-def test_embedding_table_on_the_host_gives_the_same_tokens(tiny_checkpoints: dict[Layout, Path]):
+def test_embedding_table_on_the_host_gives_the_same_tokens(
+    tiny_checkpoints: dict[Layout, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tiny_checkpoints[Layout.ORIGINAL]
+    # (the compact projections, which only a GPU holding the table gets, sum in another order:
+    # the next test)
+    monkeypatch.setenv("GPTOSS_COMPACT", "0")
     host, device = engine(path, embedding_on_host=True), engine(path, embedding_on_host=False)
     assert host.model.weights.embedding.device.type == "cpu"
     assert device.model.weights.embedding.is_cuda
@@ -56,6 +62,33 @@ def test_embedding_table_on_the_host_gives_the_same_tokens(tiny_checkpoints: dic
     tokens = [list(g.generate(PROMPT, stop_tokens=(), sampling=greedy)) for g in (host, device)]
     assert tokens[0] == tokens[1]
     assert host.decode_graph is not None and host.decode_graph.graph is not None
+
+
+def test_compact_projections_decode_like_dense_ones(
+    tiny_checkpoints: dict[Layout, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GPU that holds the table also gets the attention projections' compact copies; the
+    load report counts them, a decode step gives the dense projections' logits to float32
+    rounding, and greedy decoding runs through the decode graph (its screened form)."""
+    path = tiny_checkpoints[Layout.ORIGINAL]
+    compacted = engine(path, embedding_on_host=False)
+    monkeypatch.setenv("GPTOSS_COMPACT", "0")
+    dense = engine(path, embedding_on_host=False)
+    layers = compacted.model.weights.layers
+    projections = [w for layer in layers for w in (layer.qkv_weight, layer.out_weight)]
+    assert all(isinstance(w, CompactLinear) for w in projections)
+    assert all(isinstance(layer.qkv_weight, torch.Tensor) for layer in dense.model.weights.layers)
+    extra = compacted.load_report.weight_bytes - dense.load_report.weight_bytes
+    assert extra == sum(w.nbytes() for w in projections)
+    steps = []
+    for g in (compacted, dense):
+        with torch.inference_mode():
+            g.model.forward(PROMPT, g.cache)
+            steps.append(g.model.forward(PROMPT[-1:], g.cache).float())
+    assert float((steps[0] - steps[1]).abs().max()) < 0.05 * float(steps[1].abs().max())
+    greedy = SamplingOptions(temperature=0, max_tokens=8)
+    assert len(list(compacted.generate(PROMPT, stop_tokens=(), sampling=greedy))) == 8
+    assert compacted.decode_graph is not None and compacted.decode_graph.last_graph is not None
 
 
 def test_graph_prefill_equals_eager(tiny_checkpoints: dict[Layout, Path]) -> None:
