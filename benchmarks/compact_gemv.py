@@ -5,7 +5,7 @@ add fused, N(0, 1/fan_in) like the random checkpoints), L layers' pairs in turn 
 graph with programmatic dependent launch, as a decode step runs them. Prints JSON lines: bytes,
 exceptions, µs per layer for each way, and the largest difference between the two outputs.
 
-    python benchmarks/compact_gemv.py [--layers 24] [--sweep]
+    python benchmarks/compact_gemv.py [--layers 24] [--parts] [--unembedding] [--sweep]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gptoss_chat.kernels.common import pdl_enabled
 from gptoss_chat.kernels.compact_bf16 import DECODE_BLOCKS, compact, compact_gemv
-from gptoss_chat.kernels.gemv import linear_residual, norm_linear
+from gptoss_chat.kernels.gemv import linear_residual, norm_linear, unembedding
 
 
 def emit(**fields) -> None:
@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--parts", action="store_true", help="each projection alone too")
+    parser.add_argument("--unembedding", action="store_true", help="the 201088 x 2880 one too")
     args = parser.parse_args()
     dev = torch.device("cuda")
     g = torch.Generator(device=dev).manual_seed(0)
@@ -143,6 +144,30 @@ def main() -> None:
             for use in (False, True):
                 us = timed(functools.partial(part, use)) / args.layers
                 emit(part=name, way="compact" if use else "bf16", us=round(us, 2))
+    if args.unembedding:  # sampled decoding's logits (greedy goes through the screen)
+        table = normal(201088, hidden, std=hidden**-0.5)
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        table_c = compact(table)
+        transient = torch.cuda.max_memory_allocated() - before - table_c.nbytes()
+        exceptions = int((table_c.exc_index >= 0).sum())
+        cap = table_c.exc_index.shape[1]
+        emit(unembedding_bytes=table.numel() * 2, compact=table_c.nbytes(), exceptions=exceptions,
+             cap=cap, compacting_transient_bytes=transient)  # fmt: skip
+        x = torch.randn(1, hidden, generator=g, device=dev).to(torch.bfloat16)
+        dense_logits = unembedding(x, table)
+        diff = (compact_gemv(x, table_c, None, out_dtype=torch.float32) - dense_logits).abs()
+        largest = float(dense_logits.abs().max())
+        emit(check="unembedding", max_abs_diff=float(diff.max()), max_abs=largest)
+        emit(part="unembedding", way="bf16", us=round(timed(lambda: unembedding(x, table)), 1))
+        configs = [DECODE_BLOCKS, (8, 256, 2, 3), (8, 256, 4, 3), (4, 512, 4, 3), (8, 128, 4, 3),
+                   (16, 128, 4, 3), (8, 512, 4, 2), (4, 256, 2, 4)]  # fmt: skip
+        for blocks in configs:
+            run = functools.partial(compact_gemv, x, table_c, None, out_dtype=torch.float32,
+                                    blocks=blocks)  # fmt: skip
+            emit(part="unembedding", way="compact", blocks=blocks, us=round(timed(run), 1))
+        del table, table_c
     if args.sweep:
         # (rows, words, warps, stages), and the qkv projection's steps before its PDL wait
         for blocks, pre in [

@@ -107,7 +107,8 @@ def worker_ours(root: Path, quick: bool) -> None:
     weights = gen.model.weights
     emit("ours", "context", gen.context_length, kv_cache_gib=round(gen.cache.nbytes / 2**30, 2),
          screen=weights.unembedding_screen is not None,
-         compact=not isinstance(weights.layers[0].qkv_weight, torch.Tensor))  # fmt: skip
+         compact=not isinstance(weights.layers[0].qkv_weight, torch.Tensor),
+         compact_unembedding=weights.unembedding_compact is not None)  # fmt: skip
     emit("ours", "peak_gib_after_load", peak_gib())
     gen.prefill_chunk = min(8192, gen.cache.max_step)
     _run(gen, prompt_ids(2048, 1), 4)  # compile, autotune, capture the decode graph
@@ -325,6 +326,7 @@ def worker_ours120b(root: Path) -> None:
         TRITON_WORKSPACE_BYTES,
         LocalGenerator,
         compact_bytes,
+        compact_weights,
         screen_bytes,
     )
     from gptoss_chat.model.kv_cache import KVCache, cache_bytes
@@ -349,19 +351,18 @@ def worker_ours120b(root: Path) -> None:
     screen = screen_bytes(GPT_OSS_120B)
     if weights.embedding.is_cuda and free >= full_cache + TRITON_WORKSPACE_BYTES + screen:
         weights.unembedding_screen = ops.prepare_unembedding(weights.unembedding)
-    free, _ = torch.cuda.mem_get_info()  # and for the compact projections (`compact_fits`)
+    free, _ = torch.cuda.mem_get_info()  # and for the compact copies (`compact_fits`)
     compact = compact_bytes(GPT_OSS_120B)
     if weights.embedding.is_cuda and free >= full_cache + TRITON_WORKSPACE_BYTES + compact:
-        for layer in weights.layers:
-            layer.qkv_weight = ops.prepare_linear(layer.qkv_weight)
-            layer.out_weight = ops.prepare_linear(layer.out_weight)
+        compact_weights(weights, ops)
     model = Transformer(GPT_OSS_120B, weights, ops, context)
     gen = LocalGenerator(model, cache, name="120b")
     emit("ours120b", "build_seconds", round(time.perf_counter() - started, 1),
          weight_gib=round(weights.nbytes() / 2**30, 2), context=context,
          embedding=weights.embedding.device.type,
          screen=weights.unembedding_screen is not None,
-         compact=not isinstance(weights.layers[0].qkv_weight, torch.Tensor))  # fmt: skip
+         compact=not isinstance(weights.layers[0].qkv_weight, torch.Tensor),
+         compact_unembedding=weights.unembedding_compact is not None)  # fmt: skip
     _run(gen, prompt_ids(1024, 1), 4)
     stats = _decode_after(gen, "ours120b", 1024)
     emit("ours120b", "prefill_seconds", round(stats.time_to_first_token, 4), prompt=1024)

@@ -86,21 +86,76 @@ def compactable(weight: torch.Tensor) -> bool:
             and weight.shape[1] <= 1 << 16)  # fmt: skip
 
 
+CHUNK_ROWS = 2048
+"""Rows `compact` codes at a time: its int32/int64 temporaries stay near 0.2 GB for K = 2880
+(the whole 201,088-row unembedding at once would need ~12 GB)."""
+
+
 def compact(weight: torch.Tensor) -> CompactLinear | None:
     """The compact form of a bf16 [N, K] weight (on its device), or None when the shape does not
-    fit the format or a block of 8 rows has more than MAX_CAP exceptions (then dense is better)."""
+    fit the format or a block of 8 rows has more than MAX_CAP exceptions (then dense is better).
+    Coded CHUNK_ROWS rows at a time, after one pass that picks the exponent window."""
     if not compactable(weight):
         return None
+    weight = weight.contiguous()
     n, k = weight.shape
-    bits = weight.contiguous().view(torch.int16).to(torch.int32) & 0xFFFF
-    e7 = (bits >> 8) & 0x7F
-    counts = torch.bincount(e7.flatten(), minlength=128)
+    device = weight.device
+    counts = torch.zeros(128, dtype=torch.int64, device=device)
+    for first in range(0, n, CHUNK_ROWS):
+        counts += torch.bincount(_high_bytes(weight[first : first + CHUNK_ROWS]).flatten() & 0x7F,
+                                 minlength=128)  # fmt: skip
     covered = torch.stack([counts[b + 1 : b + 1 + WINDOW].sum() for b in range(128 - WINDOW)])
     base = int(torch.argmax(covered))  # the first of the best windows
+    low = torch.empty(n, k // 4, dtype=torch.int32, device=device)
+    codes = torch.empty(n, k // 8, dtype=torch.int32, device=device)
+    rows, cols = [], []
+    for first in range(0, n, CHUNK_ROWS):
+        chunk = weight[first : first + CHUNK_ROWS]
+        low_chunk, codes_chunk, exception = _code_rows(chunk, base)
+        low[first : first + CHUNK_ROWS] = low_chunk
+        codes[first : first + CHUNK_ROWS] = codes_chunk
+        r, c = torch.nonzero(exception, as_tuple=True)
+        rows.append(r + first)
+        cols.append(c)
+    rows, cols = torch.cat(rows), torch.cat(cols)
+    block = rows // EXC_ROWS
+    per_block = torch.bincount(block, minlength=n // EXC_ROWS)
+    most = int(per_block.max()) if rows.numel() else 0
+    if most > MAX_CAP:
+        return None
+    cap = triton.next_power_of_2(max(most, 1))
+    # the slot of each exception within its block (listed in row-major order)
+    start = torch.cumsum(per_block, 0) - per_block
+    slot = torch.arange(rows.numel(), device=device) - start[block]
+    exc_index = torch.full((n // EXC_ROWS, cap), -1, dtype=torch.int32, device=device)
+    exc_value = torch.zeros((n // EXC_ROWS, cap), dtype=torch.bfloat16, device=device)
+    exc_index[block, slot] = ((rows % EXC_ROWS) << 16 | cols).to(torch.int32)
+    exc_value[block, slot] = weight[rows, cols]
+    return CompactLinear(
+        dense=weight,
+        low=low,
+        codes=codes.view(torch.int16),
+        exc_index=exc_index,
+        exc_value=exc_value,
+        base=base,
+        table=torch.tensor(_lut(base), dtype=torch.int32, device=device),
+    )
+
+
+def _high_bytes(rows: torch.Tensor) -> torch.Tensor:
+    """The high bytes (sign, e7) of bf16 values, as int32."""
+    return (rows.view(torch.int16).to(torch.int32) >> 8) & 0xFF
+
+
+def _code_rows(rows: torch.Tensor, base: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """bf16 [R, K] -> (low words [R, K/4] int32, paired codes [R, K/8] int32, exceptions [R, K]
+    bool) for the window above `base`."""
+    n, k = rows.shape
+    bits = rows.view(torch.int16).to(torch.int32) & 0xFFFF
+    e7 = (bits >> 8) & 0x7F
     offset = e7 - base
     inside = (offset >= 1) & (offset <= WINDOW)
-    zero_e7 = e7 == 0
-    exception = ~(inside | zero_e7)
+    exception = ~(inside | (e7 == 0))
     offset = torch.where(inside, offset, 0)
     sign = torch.where(exception, 0, bits >> 15)
     low = torch.where(exception, 0, bits & 0xFF)
@@ -110,33 +165,11 @@ def compact(weight: torch.Tensor) -> CompactLinear | None:
     low_words = low_q[:, 0] | low_q[:, 1] << 8 | low_q[:, 2] << 16 | low_q[:, 3] << 24
     # a pair of words (2i, 2i + 1) shares 32 bits of codes (`_pair_codes`)
     pairs = _pair_codes(offset.view(n, 4, words // 2, 2), sign.view(n, 4, words // 2, 2))
-    rows, cols = torch.nonzero(exception, as_tuple=True)
-    block = rows // EXC_ROWS
-    per_block = torch.bincount(block, minlength=n // EXC_ROWS)
-    most = int(per_block.max()) if rows.numel() else 0
-    if most > MAX_CAP:
-        return None
-    cap = triton.next_power_of_2(max(most, 1))
-    # the slot of each exception within its block (nonzero lists them in row-major order)
-    first = torch.cumsum(per_block, 0) - per_block
-    slot = torch.arange(rows.numel(), device=weight.device) - first[block]
-    exc_index = torch.full((n // EXC_ROWS, cap), -1, dtype=torch.int32, device=weight.device)
-    exc_value = torch.zeros((n // EXC_ROWS, cap), dtype=torch.bfloat16, device=weight.device)
-    exc_index[block, slot] = ((rows % EXC_ROWS) << 16 | cols).to(torch.int32)
-    exc_value[block, slot] = weight[rows, cols]
-    return CompactLinear(
-        dense=weight,
-        low=_as_int32(low_words),
-        codes=_as_int32(pairs).view(torch.int16),
-        exc_index=exc_index,
-        exc_value=exc_value,
-        base=base,
-        table=torch.tensor(_lut(base), dtype=torch.int32, device=weight.device),
-    )
+    return low_words, _as_int32(pairs), exception  # (low_words: int32 already, wrapped)
 
 
 def _as_int32(words: torch.Tensor) -> torch.Tensor:
-    """int64 (or int32) holding 32-bit patterns -> int32 with the same bits."""
+    """int64 holding 32-bit patterns -> int32 with the same bits."""
     return (words - ((words >> 31 & 1) << 32)).to(torch.int32)
 
 

@@ -392,13 +392,17 @@ def gemv_ref(
     return y.to(out_dtype or x.dtype)
 
 
-def unembedding(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """The `Ops.unembedding` entry: x [T, H] bf16, weight [V, H] bf16 -> logits [T, V] float32."""
-    return gemv(x, weight, out_dtype=torch.float32)
+def unembedding(x: torch.Tensor, weight: torch.Tensor | PreparedLinear) -> torch.Tensor:
+    """The `Ops.unembedding` entry: x [T, H] bf16, weight [V, H] bf16 -> logits [T, V] float32
+    (decode-sized x from the compact weight when `prepare_linear` made one)."""
+    compact = _compact(x, weight)
+    if compact is not None:
+        return compact_gemv(x, compact, None, out_dtype=torch.float32, pdl=pdl_enabled(x))
+    return gemv(x, dense_weight(weight), out_dtype=torch.float32)
 
 
-def unembedding_ref(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    return gemv_ref(x, weight, out_dtype=torch.float32)
+def unembedding_ref(x: torch.Tensor, weight: torch.Tensor | PreparedLinear) -> torch.Tensor:
+    return gemv_ref(x, dense_weight(weight), out_dtype=torch.float32)
 
 
 def linear(

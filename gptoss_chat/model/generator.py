@@ -27,11 +27,12 @@ from gptoss_chat.model.config import GPT_OSS_20B, GPT_OSS_120B, ModelConfig
 from gptoss_chat.model.decode_graph import DecodeGraph
 from gptoss_chat.model.decode_pipeline import PipelinedDecode, pipeline_enabled
 from gptoss_chat.model.kv_cache import DEFAULT_SLIDING_SLACK, KVCache, cache_bytes
-from gptoss_chat.model.ops import BackendUnavailableError, select_ops
+from gptoss_chat.model.ops import BackendUnavailableError, Ops, PreparedLinear, select_ops
 from gptoss_chat.model.prefill_graph import PrefillGraphs
 from gptoss_chat.model.transformer import Transformer
 from gptoss_chat.model.weights import (
     CheckpointInfo,
+    ModelWeights,
     ProgressCallback,
     find_checkpoint,
     load_weights,
@@ -348,8 +349,9 @@ def compact_fits(
     embedding_on_host: bool,
     context: int | None,
 ) -> bool:
-    """Whether the attention projections' compact copies (`Ops.prepare_linear`: 12 bits a
-    weight beside the dense bf16, 0.96 GB at 20b size, 1.43 GB at 120b) may take GPU memory:
+    """Whether the compact copies of the attention projections and the unembedding
+    (`compact_weights`: 12 bits a weight beside the dense bf16, 1.83 GB at 20b size, 2.3 GB at
+    120b) may take GPU memory:
     as for the screen (`screen_fits`, built first), only when the embedding table stayed on the
     device and the free memory still holds the copies, the KV cache of the context asked for
     and the workspace."""
@@ -363,11 +365,23 @@ def compact_fits(
 
 
 def compact_bytes(config: ModelConfig) -> int:
-    """About what the compact copies of the attention projections take: 12 bits a weight (the
-    exception lists are ~0.2% more)."""
+    """About what the compact copies of the attention projections and the unembedding take:
+    12 bits a weight (the exception lists are ~0.2% more)."""
     q_dim = config.num_attention_heads * config.head_dim
     per_layer = (config.qkv_dim + q_dim) * config.hidden_size
-    return config.num_hidden_layers * per_layer * 3 // 2
+    weights = config.num_hidden_layers * per_layer + config.vocab_size * config.hidden_size
+    return weights * 3 // 2
+
+
+def compact_weights(weights: ModelWeights, ops: Ops) -> None:
+    """`Ops.prepare_linear` for the attention projections (decode reads them instead of the
+    bf16 weights) and the unembedding (kept apart as `unembedding_compact`: greedy decoding's
+    screen and prefill read the bf16 unembedding)."""
+    for layer in weights.layers:
+        layer.qkv_weight = ops.prepare_linear(layer.qkv_weight)
+        layer.out_weight = ops.prepare_linear(layer.out_weight)
+    compact = ops.prepare_linear(weights.unembedding)
+    weights.unembedding_compact = compact if isinstance(compact, PreparedLinear) else None
 
 
 def screen_bytes(config: ModelConfig) -> int:
@@ -427,9 +441,7 @@ def load_generator(
     if screen_fits(info, device, embedding_on_host, context):
         weights.unembedding_screen = ops.prepare_unembedding(weights.unembedding)
     if compact_fits(info, device, embedding_on_host, context):
-        for layer in weights.layers:
-            layer.qkv_weight = ops.prepare_linear(layer.qkv_weight)
-            layer.out_weight = ops.prepare_linear(layer.out_weight)
+        compact_weights(weights, ops)
     if device.type == "cuda":  # the layouts prepare_experts replaced leave cached blocks behind
         torch.cuda.empty_cache()
     triton = device.type == "cuda" and ops.name == "triton"

@@ -120,8 +120,9 @@ class MoeOp(Protocol):
 
 
 class UnembeddingOp(Protocol):
-    def __call__(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """x [T, H] bf16 (already normed), weight [V, H] bf16 -> logits [T, V] float32."""
+    def __call__(self, x: torch.Tensor, weight: torch.Tensor | PreparedLinear) -> torch.Tensor:
+        """x [T, H] bf16 (already normed), weight [V, H] bf16 (or what `prepare_linear` made of
+        it) -> logits [T, V] float32."""
         ...
 
 
@@ -309,10 +310,11 @@ class PrepareUnembeddingOp(Protocol):
 
 class PrepareLinearOp(Protocol):
     def __call__(self, weight: torch.Tensor) -> torch.Tensor | PreparedLinear:
-        """Called once per attention projection (qkv, out) after loading, with the bf16 [N, K]
-        weight on its device; returns what `norm_linear`, `linear_residual` and
-        `out_proj_moe_block` will receive for it: the weight itself (the default), or a
-        `PreparedLinear` that keeps it as `dense` (extra device memory)."""
+        """Called once per attention projection (qkv, out) and for the unembedding after
+        loading, with the bf16 [N, K] weight on its device; returns what `norm_linear`,
+        `linear_residual`, `out_proj_moe_block` and `unembedding` will receive for it: the
+        weight itself (the default), or a `PreparedLinear` that keeps it as `dense` (extra
+        device memory)."""
         ...
 
 
@@ -570,8 +572,8 @@ def out_proj_moe_block_torch(
     return moe_block_torch(mid, norm_scale, eps, weights, experts_per_token, swiglu_limit)
 
 
-def unembedding_torch(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    return F.linear(x, weight).float()  # [T, V]
+def unembedding_torch(x: torch.Tensor, weight: torch.Tensor | PreparedLinear) -> torch.Tensor:
+    return F.linear(x, dense_weight(weight)).float()  # [T, V]
 
 
 def sample_torch(

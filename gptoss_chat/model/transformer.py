@@ -142,9 +142,11 @@ class Transformer:
     def unembed(self, last: torch.Tensor) -> torch.Tensor:
         """The last layer's rows [T, H] (`forward_last`) -> logits [T, V] float32: the final
         norm, then the unembedding."""
+        weights = self.weights
+        compact = weights.unembedding_compact
         with record_function("unembedding"):
-            x = self.ops.rms_norm(last, self.weights.norm, self.config.rms_norm_eps)
-            return self.ops.unembedding(x, self.weights.unembedding)
+            x = self.ops.rms_norm(last, weights.norm, self.config.rms_norm_eps)
+            return self.ops.unembedding(x, compact if compact is not None else weights.unembedding)
 
     def forward_last(
         self,

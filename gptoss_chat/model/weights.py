@@ -74,12 +74,19 @@ class ModelWeights:
     unembedding_screen: object | None = None
     """What `Ops.prepare_unembedding` made of the unembedding for greedy decoding (a kernel's
     int8 screen, 0.58 GB at 20b size), or None."""
+    unembedding_compact: PreparedLinear | None = None
+    """What `Ops.prepare_linear` made of the unembedding (a kernel's 12-bit copy, 0.87 GB at
+    20b size), which the logits of decode-sized rows are computed from, or None."""
 
     def nbytes(self, device_type: str | None = None) -> int:
         """Bytes of all weights, or of those on devices of `device_type` ("cuda", "cpu")."""
         tensors = [self.embedding, self.norm, self.unembedding]
         if self.unembedding_screen is not None:
             tensors += list(vars(self.unembedding_screen).values())
+        if self.unembedding_compact is not None:  # (its dense weight is the unembedding)
+            tensors += [
+                t for t in vars(self.unembedding_compact).values() if t is not self.unembedding
+            ]
         for layer in self.layers:
             tensors += [*vars(layer).values(), *vars(layer.experts).values()]
             for prepared in (layer.qkv_weight, layer.out_weight):  # their dense weight is in

@@ -11,7 +11,7 @@ import torch
 import gptoss_chat.kernels.compact_bf16 as compact_module
 from gptoss_chat.kernels import build_ops, prepare_linear
 from gptoss_chat.kernels.compact_bf16 import CompactLinear, compact, compact_gemv, decompress
-from gptoss_chat.kernels.gemv import linear_residual, norm_linear
+from gptoss_chat.kernels.gemv import linear_residual, norm_linear, unembedding
 from gptoss_chat.kernels.rms_norm import rms_norm
 from gptoss_chat.model.ops import TORCH_OPS, dense_weight
 
@@ -50,6 +50,18 @@ def test_every_bit_comes_back(n, k) -> None:
     assert 0 < int((c.exc_index >= 0).sum()) <= len(range(11))
     cap = c.exc_index.shape[1]
     assert c.nbytes() == n * k * 3 // 2 + n // 8 * cap * 6 + 8  # 12 bits a value, the lists
+
+
+def test_coding_in_chunks_of_rows_changes_nothing(monkeypatch) -> None:
+    """`compact` codes CHUNK_ROWS rows at a time (the unembedding at once would need ~12 GB of
+    temporaries): 6 chunks of 8 rows give the one-chunk result."""
+    w = _weight(48, 96, torch.device("cpu"))
+    whole = compact(w)
+    monkeypatch.setattr(compact_module, "CHUNK_ROWS", 8)
+    chunked = compact(w)
+    for name in ("low", "codes", "exc_index", "exc_value", "table"):
+        assert torch.equal(getattr(chunked, name), getattr(whole, name)), name
+    assert chunked.base == whole.base
 
 
 def test_what_does_not_compact_stays_dense() -> None:
@@ -101,8 +113,9 @@ def test_products_match_the_dense_weight(device, tokens) -> None:
 
 
 def test_the_gemv_entries_read_the_compact_weight_at_decode_sizes(device) -> None:
-    """gemv.py's `norm_linear` and `linear_residual` take a CompactLinear: its GEMV for up to
-    8 tokens, the dense weight for more; the torch references read its dense weight."""
+    """gemv.py's `norm_linear`, `linear_residual` and `unembedding` take a CompactLinear: its
+    GEMV for up to 8 tokens, the dense weight for more; the torch references read its dense
+    weight."""
     w = _weight(32, 64, device)
     w[w.isinf()] = 1.0
     c = compact(w)
@@ -120,6 +133,11 @@ def test_the_gemv_entries_read_the_compact_weight_at_decode_sizes(device) -> Non
         ):
             expect = ref.double()
             assert float(((ours.double() - expect).abs() / (expect.abs() + 1)).max()) < 2**-6
+        # the unembedding's float32 logits (sampled decoding reads them from the compact copy)
+        logits = unembedding(x, c)
+        assert logits.dtype == torch.float32
+        expect = TORCH_OPS.unembedding(x, c).double()
+        assert float(((logits.double() - expect).abs() / (expect.abs() + 1)).max()) < 2**-6
     assert dense_weight(c) is w and dense_weight(w) is w
 
 

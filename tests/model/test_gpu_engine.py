@@ -67,9 +67,9 @@ def test_embedding_table_on_the_host_gives_the_same_tokens(
 def test_compact_projections_decode_like_dense_ones(
     tiny_checkpoints: dict[Layout, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A GPU that holds the table also gets the attention projections' compact copies; the
-    load report counts them, a decode step gives the dense projections' logits to float32
-    rounding, and greedy decoding runs through the decode graph (its screened form)."""
+    """A GPU that holds the table also gets compact copies of the attention projections and the
+    unembedding; the load report counts them, a decode step gives the dense weights' logits
+    to float32 rounding, and greedy decoding runs through the decode graph (its screened form)."""
     path = tiny_checkpoints[Layout.ORIGINAL]
     compacted = engine(path, embedding_on_host=False)
     monkeypatch.setenv("GPTOSS_COMPACT", "0")
@@ -78,8 +78,12 @@ def test_compact_projections_decode_like_dense_ones(
     projections = [w for layer in layers for w in (layer.qkv_weight, layer.out_weight)]
     assert all(isinstance(w, CompactLinear) for w in projections)
     assert all(isinstance(layer.qkv_weight, torch.Tensor) for layer in dense.model.weights.layers)
+    unembedding = compacted.model.weights.unembedding_compact
+    assert (
+        isinstance(unembedding, CompactLinear) and dense.model.weights.unembedding_compact is None
+    )
     extra = compacted.load_report.weight_bytes - dense.load_report.weight_bytes
-    assert extra == sum(w.nbytes() for w in projections)
+    assert extra == sum(w.nbytes() for w in projections) + unembedding.nbytes()
     steps = []
     for g in (compacted, dense):
         with torch.inference_mode():
