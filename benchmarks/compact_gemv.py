@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gptoss_chat.kernels.common import pdl_enabled
 from gptoss_chat.kernels.compact_bf16 import DECODE_BLOCKS, compact, compact_gemv
 from gptoss_chat.kernels.gemv import linear_residual, norm_linear, unembedding
+from gptoss_chat.kernels.rms_norm import rms_norm
 
 
 def emit(**fields) -> None:
@@ -56,6 +57,11 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--parts", action="store_true", help="each projection alone too")
     parser.add_argument("--unembedding", action="store_true", help="the 201088 x 2880 one too")
+    parser.add_argument(
+        "--separate-norm",
+        action="store_true",
+        help="also the qkv projection after the norm kernel (no fused norm)",
+    )
     args = parser.parse_args()
     dev = torch.device("cuda")
     g = torch.Generator(device=dev).manual_seed(0)
@@ -89,12 +95,17 @@ def main() -> None:
             x = linear_residual(q[:, :q_dim], layer["out"], layer["out_b"], x)
         return x
 
-    def compact_step(blocks=None, pre=None):
+    def compact_step(blocks=None, pre=None, separate_norm=False):
         x = x0
         for layer in layers:
             norm = (layer["norm"], 1e-5)
-            q = compact_gemv(x, layer["qkv_c"], layer["qkv_b"], norm=norm, pdl=pdl,
-                             blocks=blocks, pre=pre)  # fmt: skip
+            if separate_norm:  # the norm kernel first, then the GEMV of its normed row
+                normed = rms_norm(x, layer["norm"], 1e-5)
+                q = compact_gemv(normed, layer["qkv_c"], layer["qkv_b"], pdl=pdl, blocks=blocks,
+                                 pre=pre)  # fmt: skip
+            else:
+                q = compact_gemv(x, layer["qkv_c"], layer["qkv_b"], norm=norm, pdl=pdl,
+                                 blocks=blocks, pre=pre)  # fmt: skip
             x = compact_gemv(q[:, :q_dim], layer["out_c"], layer["out_b"], residual=x, pdl=pdl,
                              blocks=blocks)  # fmt: skip
         return x
@@ -122,6 +133,11 @@ def main() -> None:
             rep=rep,
             us_per_layer=round(timed(compact_step) / args.layers, 2),
         )
+        if args.separate_norm:
+            for pre in (1, 2, 3):
+                us = timed(functools.partial(compact_step, None, pre, True)) / args.layers
+                emit(way="compact, norm kernel first", qkv_pre=pre, rep=rep,
+                     us_per_layer=round(us, 2))  # fmt: skip
     if args.parts:  # each projection alone, L in turn
         attn = torch.randn(1, q_dim, generator=g, device=dev).to(torch.bfloat16)
 

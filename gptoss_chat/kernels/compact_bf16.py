@@ -294,33 +294,52 @@ def _word_tiles(low_rows, code_rows, kw, W: tl.constexpr, BLOCK_W: tl.constexpr,
 
 
 @triton.jit
-def _x_quarter(x_row, norm_ptr, j: tl.constexpr, kw, inv_rms, W: tl.constexpr,
+def _scales(norm_ptr, kw, W: tl.constexpr, BLOCK_W: tl.constexpr, NORM: tl.constexpr):
+    """The RMSNorm scales of a step's four quarters of x (columns j * W + kw), or 1.0 without
+    NORM. Weights too: a program requests its first steps' before the PDL wait."""
+    if NORM:
+        return (_scale_quarter(norm_ptr, 0, kw, W, BLOCK_W),
+                _scale_quarter(norm_ptr, 1, kw, W, BLOCK_W),
+                _scale_quarter(norm_ptr, 2, kw, W, BLOCK_W),
+                _scale_quarter(norm_ptr, 3, kw, W, BLOCK_W))  # fmt: skip
+    else:
+        return 1.0, 1.0, 1.0, 1.0
+
+
+@triton.jit
+def _scale_quarter(norm_ptr, j: tl.constexpr, kw, W: tl.constexpr, BLOCK_W: tl.constexpr):
+    if W % BLOCK_W == 0:
+        return tl.load(norm_ptr + j * W + kw)
+    else:
+        return tl.load(norm_ptr + j * W + kw, mask=kw < W, other=0.0)
+
+
+@triton.jit
+def _x_quarter(x_row, scale, j: tl.constexpr, kw, inv_rms, W: tl.constexpr,
                BLOCK_W: tl.constexpr, NORM: tl.constexpr):  # fmt: skip
-    """x at columns j * W + kw as float32, normed and rounded like rms_norm.py when NORM."""
+    """x at columns j * W + kw as float32, normed by `scale` and rounded like rms_norm.py when
+    NORM."""
     cols = j * W + kw
     if W % BLOCK_W == 0:  # noqa: SIM108 (a constexpr branch)
         x = tl.load(x_row + cols)
     else:
         x = tl.load(x_row + cols, mask=kw < W, other=0.0)
     if NORM:
-        if W % BLOCK_W == 0:
-            scale = tl.load(norm_ptr + cols)
-        else:
-            scale = tl.load(norm_ptr + cols, mask=kw < W, other=0.0)
         x = (x.to(tl.float32) * inv_rms * scale).to(x_row.dtype.element_ty)
     return x.to(tl.float32)
 
 
 @triton.jit
-def _step(acc, tiles, x_row, norm_ptr, kw, inv_rms, lut_a, lut_b, base, W: tl.constexpr,
+def _step(acc, tiles, scales, x_row, kw, inv_rms, lut_a, lut_b, base, W: tl.constexpr,
           BLOCK_W: tl.constexpr, NORM: tl.constexpr, USE_ASM: tl.constexpr):  # fmt: skip
-    """acc + the products of one step's words (`_word_tiles`) with x."""
+    """acc + the products of one step's words (`_word_tiles`) with x (normed by `scales`)."""
     low, codes, partner = tiles
+    s0, s1, s2, s3 = scales
     v0, v1, v2, v3 = _decode_word(low, codes, partner, lut_a, lut_b, base, kw, USE_ASM)
-    acc += v0 * _x_quarter(x_row, norm_ptr, 0, kw, inv_rms, W, BLOCK_W, NORM)[None, :]
-    acc += v1 * _x_quarter(x_row, norm_ptr, 1, kw, inv_rms, W, BLOCK_W, NORM)[None, :]
-    acc += v2 * _x_quarter(x_row, norm_ptr, 2, kw, inv_rms, W, BLOCK_W, NORM)[None, :]
-    acc += v3 * _x_quarter(x_row, norm_ptr, 3, kw, inv_rms, W, BLOCK_W, NORM)[None, :]
+    acc += v0 * _x_quarter(x_row, s0, 0, kw, inv_rms, W, BLOCK_W, NORM)[None, :]
+    acc += v1 * _x_quarter(x_row, s1, 1, kw, inv_rms, W, BLOCK_W, NORM)[None, :]
+    acc += v2 * _x_quarter(x_row, s2, 2, kw, inv_rms, W, BLOCK_W, NORM)[None, :]
+    acc += v3 * _x_quarter(x_row, s3, 3, kw, inv_rms, W, BLOCK_W, NORM)[None, :]
     return acc
 
 
@@ -371,15 +390,20 @@ def _compact_gemv_kernel(
     acc = tl.zeros([BLOCK_N, BLOCK_W], dtype=tl.float32)
     let_next_kernel_start(PDL)
     # weights first (no launch of the step writes them), as in gemv.py
+    # (and the RMSNorm scales of those steps)
     tiles0 = _word_tiles(low_rows, code_rows, cols, W, BLOCK_W, USE_ASM)
+    scales0 = _scales(norm_ptr, cols, W, BLOCK_W, NORM)
     if PRE > 1 and BLOCK_W < W:
         tiles1 = _word_tiles(low_rows, code_rows, BLOCK_W + cols, W, BLOCK_W, USE_ASM)
+        scales1 = _scales(norm_ptr, BLOCK_W + cols, W, BLOCK_W, NORM)
     if PRE > 2 and 2 * BLOCK_W < W:
         tiles2 = _word_tiles(low_rows, code_rows, 2 * BLOCK_W + cols, W, BLOCK_W, USE_ASM)
+        scales2 = _scales(norm_ptr, 2 * BLOCK_W + cols, W, BLOCK_W, NORM)
     if PRE > 3 and 3 * BLOCK_W < W:
         tiles3 = _word_tiles(low_rows, code_rows, 3 * BLOCK_W + cols, W, BLOCK_W, USE_ASM)
-    # the exceptions of this program's rows (LISTS lists of CAP, from block first_list on) and
-    # the bias: weights too
+        scales3 = _scales(norm_ptr, 3 * BLOCK_W + cols, W, BLOCK_W, NORM)
+    # the exceptions of this program's rows (LISTS lists of CAP, from block first_list on),
+    # their columns' norm scales, and the bias: weights too
     LISTS: tl.constexpr = (BLOCK_N + 7) // 8
     slots = tl.arange(0, LISTS * CAP)
     first_list = tl.program_id(0) * BLOCK_N // 8
@@ -387,6 +411,10 @@ def _compact_gemv_kernel(
     entry = tl.load(exc_index_ptr + first_list * CAP + slots, mask=listed, other=-1)
     exc_w = tl.load(exc_value_ptr + first_list * CAP + slots, mask=listed, other=0.0)
     exc_w = exc_w.to(tl.float32)
+    live = entry >= 0
+    exc_col = tl.where(live, entry & 0xFFFF, 0)
+    if NORM:
+        exc_scale = tl.load(norm_ptr + exc_col)
     if HAS_BIAS:
         bias = tl.load(b_ptr + rows_safe).to(tl.float32)
     wait_for_previous_kernel(PDL)
@@ -398,28 +426,25 @@ def _compact_gemv_kernel(
         row = tl.load(x_row + all_k, mask=all_k < K, other=0.0).to(tl.float32)
         inv_rms = tl.rsqrt(tl.sum(row * row, axis=0) / K + eps)
     # the exceptions' x, requested with the first step's
-    live = entry >= 0
-    exc_col = tl.where(live, entry & 0xFFFF, 0)
     exc_x = tl.load(x_row + exc_col)
     if NORM:
-        exc_x = (exc_x.to(tl.float32) * inv_rms * tl.load(norm_ptr + exc_col)).to(
-            x_row.dtype.element_ty
-        )
-    acc = _step(acc, tiles0, x_row, norm_ptr, cols, inv_rms, lut_a, lut_b, base, W, BLOCK_W,
+        exc_x = (exc_x.to(tl.float32) * inv_rms * exc_scale).to(x_row.dtype.element_ty)
+    acc = _step(acc, tiles0, scales0, x_row, cols, inv_rms, lut_a, lut_b, base, W, BLOCK_W,
                 NORM, USE_ASM)  # fmt: skip
     if PRE > 1 and BLOCK_W < W:
-        acc = _step(acc, tiles1, x_row, norm_ptr, BLOCK_W + cols, inv_rms, lut_a, lut_b, base,
+        acc = _step(acc, tiles1, scales1, x_row, BLOCK_W + cols, inv_rms, lut_a, lut_b, base,
                     W, BLOCK_W, NORM, USE_ASM)  # fmt: skip
     if PRE > 2 and 2 * BLOCK_W < W:
-        acc = _step(acc, tiles2, x_row, norm_ptr, 2 * BLOCK_W + cols, inv_rms, lut_a, lut_b,
+        acc = _step(acc, tiles2, scales2, x_row, 2 * BLOCK_W + cols, inv_rms, lut_a, lut_b,
                     base, W, BLOCK_W, NORM, USE_ASM)  # fmt: skip
     if PRE > 3 and 3 * BLOCK_W < W:
-        acc = _step(acc, tiles3, x_row, norm_ptr, 3 * BLOCK_W + cols, inv_rms, lut_a, lut_b,
+        acc = _step(acc, tiles3, scales3, x_row, 3 * BLOCK_W + cols, inv_rms, lut_a, lut_b,
                     base, W, BLOCK_W, NORM, USE_ASM)  # fmt: skip
     for w0 in range(PRE * BLOCK_W, W, BLOCK_W):
         kw = w0 + cols
         tiles = _word_tiles(low_rows, code_rows, kw, W, BLOCK_W, USE_ASM)
-        acc = _step(acc, tiles, x_row, norm_ptr, kw, inv_rms, lut_a, lut_b, base, W, BLOCK_W,
+        scales = _scales(norm_ptr, kw, W, BLOCK_W, NORM)
+        acc = _step(acc, tiles, scales, x_row, kw, inv_rms, lut_a, lut_b, base, W, BLOCK_W,
                     NORM, USE_ASM)  # fmt: skip
     y = tl.sum(acc, axis=1)  # [BLOCK_N]
     # the exceptions' exact products, each added to its row
@@ -438,13 +463,15 @@ DECODE_BLOCKS = (4, 256, 2, 3)
 """(rows, words, warps, stages) of a GPU program: 4 rows x 1,024 columns a step, each warp its
 own 512 columns, so x is read once a program and never shuffled between warps. On an H100
 (2026-11-23, `benchmarks/compact_gemv.py --sweep`: 24 layers' qkv and out projections in a
-graph) 17.8-17.9 us a layer against 20.1 for the bf16 GEMVs; (8, 256, 2, 2) 18.5,
-(4, 512, 4, 3) 21.0, (2, 256, 2, 3) 21.3, (8, 128, 4, 3) 22.0."""
-PRE_STEPS = {"norm": 2, "residual": 4}
-"""Steps a program requests before its PDL wait: the qkv projection (`norm`, 3 steps of 256
-words) 2 (alone 10.5 us against 11.5 with 1 in the first version of the decode; in the
-24-layer chain 17.8 us a layer, 17.75 with 1 and 19.6 with 3), the out projection (4 steps)
-all 4, as gemv.py's `_PRE_TILES`."""
+graph) 16.5 us a layer against 20.1 for the bf16 GEMVs; (8, 256, 2, 2) 17.9,
+(4, 512, 4, 3) 21.7, (2, 256, 2, 3) 22.2, (8, 128, 4, 3) 20.1."""
+PRE_STEPS = {"norm": 1, "residual": 4}
+"""Steps a program requests before its PDL wait (with their RMSNorm scales): the qkv projection
+(`norm`, 3 steps of 256 words) 1, the out projection (4 steps) all 4, as gemv.py's
+`_PRE_TILES`. On an H100 (2026-11-23, the 24-layer chain of `benchmarks/compact_gemv.py`):
+16.5 us a layer with the qkv projection's first step and its scales before the wait, 19.6 with
+two steps (205 registers: 4 programs an SM instead of 6), 19.0 with three; 17.8 before the
+scales moved there."""
 
 
 def compact_gemv(
