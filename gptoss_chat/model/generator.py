@@ -330,38 +330,37 @@ def screen_fits(
     info: CheckpointInfo, device: torch.device, embedding_on_host: bool, context: int | None
 ) -> bool:
     """Whether the unembedding's greedy screen (`Ops.prepare_unembedding`: about V x H bytes,
-    0.58 GB at 20b size) may take GPU memory: only when the table stayed on the device (a card
-    too small for the table has none to spare) and the free memory still holds the screen, the
-    KV cache of the context asked for (the full one by default) and the workspace. The context
-    comes first."""
-    if device.type != "cuda":
-        return True
-    if embedding_on_host:
-        return False
-    c = info.config
-    needed = cache_bytes(c, context or c.max_context_length) + TRITON_WORKSPACE_BYTES
-    return free_memory(device) >= needed + screen_bytes(c)
+    0.58 GB at 20b size) may take GPU memory (`aid_fits`)."""
+    return aid_fits(info, device, embedding_on_host, context, screen_bytes(info.config))
 
 
 def compact_fits(
+    info: CheckpointInfo, device: torch.device, embedding_on_host: bool, context: int | None
+) -> bool:
+    """Whether the compact copies of the attention projections and the unembedding
+    (`compact_weights`: 12 bits a weight beside the dense bf16, 1.83 GB at 20b size, 2.3 GB at
+    120b) may take GPU memory (`aid_fits`; the loader builds the screen first)."""
+    return aid_fits(info, device, embedding_on_host, context, compact_bytes(info.config))
+
+
+def aid_fits(
     info: CheckpointInfo,
     device: torch.device,
     embedding_on_host: bool,
     context: int | None,
+    aid_bytes: int,
 ) -> bool:
-    """Whether the compact copies of the attention projections and the unembedding
-    (`compact_weights`: 12 bits a weight beside the dense bf16, 1.83 GB at 20b size, 2.3 GB at
-    120b) may take GPU memory:
-    as for the screen (`screen_fits`, built first), only when the embedding table stayed on the
-    device and the free memory still holds the copies, the KV cache of the context asked for
-    and the workspace."""
+    """Whether a decoding aid (the screen, the compact copies) of `aid_bytes` may take GPU
+    memory: only when the embedding table stayed on the device (a card too small for the table
+    has none to spare) and the free memory still holds the aid, the KV cache of the context
+    asked for (the full one by default) and the workspace. The context comes first."""
     if device.type != "cuda":
         return True
     if embedding_on_host:
         return False
     c = info.config
     needed = cache_bytes(c, context or c.max_context_length) + TRITON_WORKSPACE_BYTES
-    return free_memory(device) >= needed + compact_bytes(c)
+    return free_memory(device) >= needed + aid_bytes
 
 
 def compact_bytes(config: ModelConfig) -> int:
