@@ -20,6 +20,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from graph_timing import graph_time
+
 from gptoss_chat.kernels.common import pdl_enabled
 from gptoss_chat.kernels.compact_bf16 import DECODE_BLOCKS, compact, compact_gemv
 from gptoss_chat.kernels.gemv import linear_residual, norm_linear, unembedding
@@ -28,27 +30,6 @@ from gptoss_chat.kernels.rms_norm import rms_norm
 
 def emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
-
-
-def timed(fn, rounds: int = 5, replays: int = 20) -> float:
-    """Median µs of one `fn` call over graph replays."""
-    fn()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(rounds):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(replays):
-            graph.replay()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) * 1e3 / replays)
-    return sorted(times)[len(times) // 2]
 
 
 def main() -> None:
@@ -126,16 +107,16 @@ def main() -> None:
         max_abs_diff=float((dense_step().float() - compact_step().float()).abs().max()),
     )
     for rep in range(2):
-        emit(way="bf16", rep=rep, us_per_layer=round(timed(dense_step) / args.layers, 2))
+        emit(way="bf16", rep=rep, us_per_layer=round(graph_time(dense_step) / args.layers, 2))
         emit(
             way="compact",
             blocks=DECODE_BLOCKS,
             rep=rep,
-            us_per_layer=round(timed(compact_step) / args.layers, 2),
+            us_per_layer=round(graph_time(compact_step) / args.layers, 2),
         )
         if args.separate_norm:
             for pre in (1, 2, 3):
-                us = timed(functools.partial(compact_step, None, pre, True)) / args.layers
+                us = graph_time(functools.partial(compact_step, None, pre, True)) / args.layers
                 emit(way="compact, norm kernel first", qkv_pre=pre, rep=rep,
                      us_per_layer=round(us, 2))  # fmt: skip
     if args.parts:  # each projection alone, L in turn
@@ -158,7 +139,7 @@ def main() -> None:
 
         for name, part in (("qkv", qkv_only), ("out", out_only)):
             for use in (False, True):
-                us = timed(functools.partial(part, use)) / args.layers
+                us = graph_time(functools.partial(part, use)) / args.layers
                 emit(part=name, way="compact" if use else "bf16", us=round(us, 2))
     if args.unembedding:  # sampled decoding's logits (greedy goes through the screen)
         table = normal(201088, hidden, std=hidden**-0.5)
@@ -176,13 +157,13 @@ def main() -> None:
         diff = (compact_gemv(x, table_c, None, out_dtype=torch.float32) - dense_logits).abs()
         largest = float(dense_logits.abs().max())
         emit(check="unembedding", max_abs_diff=float(diff.max()), max_abs=largest)
-        emit(part="unembedding", way="bf16", us=round(timed(lambda: unembedding(x, table)), 1))
+        emit(part="unembedding", way="bf16", us=round(graph_time(lambda: unembedding(x, table)), 1))
         configs = [DECODE_BLOCKS, (8, 256, 2, 3), (8, 256, 4, 3), (4, 512, 4, 3), (8, 128, 4, 3),
                    (16, 128, 4, 3), (8, 512, 4, 2), (4, 256, 2, 4)]  # fmt: skip
         for blocks in configs:
             run = functools.partial(compact_gemv, x, table_c, None, out_dtype=torch.float32,
                                     blocks=blocks)  # fmt: skip
-            emit(part="unembedding", way="compact", blocks=blocks, us=round(timed(run), 1))
+            emit(part="unembedding", way="compact", blocks=blocks, us=round(graph_time(run), 1))
         del table, table_c
     if args.sweep:
         # (rows, words, warps, stages), and the qkv projection's steps before its PDL wait
@@ -201,7 +182,7 @@ def main() -> None:
             ((2, 256, 2, 3), 2),
         ]:
             try:
-                us = timed(functools.partial(compact_step, blocks, pre)) / args.layers
+                us = graph_time(functools.partial(compact_step, blocks, pre)) / args.layers
                 emit(way="compact", blocks=blocks, qkv_pre=pre, us_per_layer=round(us, 2))
             except Exception as exc:  # a config that does not compile or fit: report it
                 emit(way="compact", blocks=blocks, qkv_pre=pre, error=str(exc)[:200])

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 
 import torch
+from graph_timing import graph_time
 
 from gptoss_chat.kernels import unembedding_screen as screen_module
 from gptoss_chat.kernels.argmax import argmax_into
@@ -29,25 +29,6 @@ V, K = 201088, 2880
 
 def emit(name: str, value: object, **extra: object) -> None:
     print(json.dumps({"figure": name, "value": value, **extra}), flush=True)
-
-
-def graph_time(fn, replays: int = 20, rounds: int = 5) -> float:
-    """Median over rounds of the microseconds one call takes, replayed from a CUDA graph."""
-    fn()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(replays):
-            fn()
-    times = []
-    for _ in range(rounds):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) * 1e3 / replays)
-    return statistics.median(times)
 
 
 def candidates(screen) -> int:
