@@ -4,15 +4,15 @@ At batch 1 the attention projections are pure reads of bf16 weights: 53 MB a lay
 what a gpt-oss decode step moves; a sampled token's unembedding is 1.16 GB more. Their bits are
 not all information: a bf16 value is a sign, an 8-bit exponent and 7 mantissa bits, and the
 exponents of a weight matrix crowd into a few binades (in the random N(0, 1/fan_in) weights, 14
-binades below the largest hold all but ~0.03% of them; trained weights are no wider, which is
-what lossless exponent coding such as DFloat11 rests on, and a matrix that is stays dense). So
-each value keeps its low byte as it is (the exponent's last bit and the mantissa) and its high
-byte (sign and the exponent's upper 7 bits, `e7`) becomes a 4-bit code: the sign and an offset
-1..7 into a per-matrix window `base + 1 .. base + 7` of e7, or offset 0 for e7 = 0 (zeros and
-the tiniest values). Values outside the window, the "exceptions", are coded as zero and kept
-exactly in a short list per block of 8 rows, whose products the GEMV adds at the end. Every
-product is the exact bf16 x bf16 product of the dense weight; only the order of the float32 sum
-differs from a plain GEMV's, as between any two GEMVs.
+binades below the largest hold all but ~0.03% of them; trained weights are reported to be alike,
+which DFloat11's lossless exponent coding rests on, though none are here to check; a matrix
+wider than the code stays dense). So each value keeps its low byte as it is (the exponent's last
+bit and the mantissa) and its high byte (sign and the exponent's upper 7 bits, `e7`) becomes a
+4-bit code: the sign and an offset 1..7 into a per-matrix window `base + 1 .. base + 7` of e7,
+or offset 0 for e7 = 0 (zeros and the tiniest values). Values outside the window, the
+"exceptions", are coded as zero and kept exactly in a short list per block of 8 rows, whose
+products the GEMV adds at the end. Every product is the exact bf16 x bf16 product of the dense
+weight; only the order of the float32 sum differs from a plain GEMV's, as between any two GEMVs.
 
 Layout, for one [N, K] matrix (K a multiple of 8, N of 8), with W = K / 4 words a row:
 - `low` [N, W] int32: word w holds the low bytes of columns w, W + w, 2W + w, 3W + w (byte j is
