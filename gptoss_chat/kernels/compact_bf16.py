@@ -38,6 +38,7 @@ import triton
 import triton.language as tl
 
 from gptoss_chat.kernels.common import let_next_kernel_start, wait_for_previous_kernel
+from gptoss_chat.kernels.rms_norm import scale_tile, x_tile
 from gptoss_chat.model.ops import PreparedLinear
 
 EXC_ROWS = 8
@@ -300,37 +301,21 @@ def _word_tiles(low_rows, code_rows, kw, W: tl.constexpr, BLOCK_W: tl.constexpr,
 @triton.jit
 def _scales(norm_ptr, kw, W: tl.constexpr, BLOCK_W: tl.constexpr, NORM: tl.constexpr):
     """The RMSNorm scales of a step's four quarters of x (columns j * W + kw), or 1.0 without
-    NORM. Weights too: a program requests its first steps' before the PDL wait."""
+    NORM. Weights too: a program requests its first step's before the PDL wait."""
     if NORM:
-        return (_scale_quarter(norm_ptr, 0, kw, W, BLOCK_W),
-                _scale_quarter(norm_ptr, 1, kw, W, BLOCK_W),
-                _scale_quarter(norm_ptr, 2, kw, W, BLOCK_W),
-                _scale_quarter(norm_ptr, 3, kw, W, BLOCK_W))  # fmt: skip
+        return (scale_tile(norm_ptr, kw, W, BLOCK_W),
+                scale_tile(norm_ptr + W, kw, W, BLOCK_W),
+                scale_tile(norm_ptr + 2 * W, kw, W, BLOCK_W),
+                scale_tile(norm_ptr + 3 * W, kw, W, BLOCK_W))  # fmt: skip
     else:
         return 1.0, 1.0, 1.0, 1.0
 
 
 @triton.jit
-def _scale_quarter(norm_ptr, j: tl.constexpr, kw, W: tl.constexpr, BLOCK_W: tl.constexpr):
-    if W % BLOCK_W == 0:
-        return tl.load(norm_ptr + j * W + kw)
-    else:
-        return tl.load(norm_ptr + j * W + kw, mask=kw < W, other=0.0)
-
-
-@triton.jit
 def _x_quarter(x_row, scale, j: tl.constexpr, kw, inv_rms, W: tl.constexpr,
                BLOCK_W: tl.constexpr, NORM: tl.constexpr):  # fmt: skip
-    """x at columns j * W + kw as float32, normed by `scale` and rounded like rms_norm.py when
-    NORM."""
-    cols = j * W + kw
-    if W % BLOCK_W == 0:  # noqa: SIM108 (a constexpr branch)
-        x = tl.load(x_row + cols)
-    else:
-        x = tl.load(x_row + cols, mask=kw < W, other=0.0)
-    if NORM:
-        x = (x.to(tl.float32) * inv_rms * scale).to(x_row.dtype.element_ty)
-    return x.to(tl.float32)
+    """x at columns j * W + kw as float32 (normed by `scale` like rms_norm.py when NORM)."""
+    return x_tile(x_row + j * W, scale, kw, inv_rms, W, BLOCK_W, NORM).to(tl.float32)
 
 
 @triton.jit

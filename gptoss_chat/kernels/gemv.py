@@ -32,7 +32,7 @@ from gptoss_chat.kernels.common import (
     wait_for_previous_kernel,
 )
 from gptoss_chat.kernels.compact_bf16 import CompactLinear, compact_gemv
-from gptoss_chat.kernels.rms_norm import rms_norm
+from gptoss_chat.kernels.rms_norm import rms_norm, scale_tile, x_tile
 from gptoss_chat.kernels.router_epilogue import route_after_out_proj
 from gptoss_chat.model.ops import PreparedLinear, dense_weight
 
@@ -53,32 +53,9 @@ def _tile_product(w, x_row, norm_ptr, ks, inv_rms, K: tl.constexpr, BLOCK_K: tl.
     of the loop, or of a tile requested before the PDL wait."""
     scale = 1.0
     if NORM:
-        scale = _scale_tile(norm_ptr, ks, K, BLOCK_K)
-    x = _x_tile(x_row, scale, ks, inv_rms, K, BLOCK_K, NORM)
+        scale = scale_tile(norm_ptr, ks, K, BLOCK_K)
+    x = x_tile(x_row, scale, ks, inv_rms, K, BLOCK_K, NORM)
     return w.to(tl.float32) * x.to(tl.float32)[None, :]
-
-
-@triton.jit
-def _scale_tile(norm_ptr, ks, K: tl.constexpr, BLOCK_K: tl.constexpr):
-    """[BLOCK_K] of the RMSNorm scale at columns ks."""
-    if K % BLOCK_K == 0:
-        return tl.load(norm_ptr + ks)
-    else:
-        return tl.load(norm_ptr + ks, mask=ks < K, other=0.0)
-
-
-@triton.jit
-def _x_tile(x_row, scale, ks, inv_rms, K: tl.constexpr, BLOCK_K: tl.constexpr,
-            NORM: tl.constexpr):  # fmt: skip
-    """[BLOCK_K] of the activation row, normed by `scale` (`_scale_tile`) and rounded to its
-    dtype like rms_norm.py when NORM."""
-    if K % BLOCK_K == 0:  # noqa: SIM108 (a constexpr branch)
-        x = tl.load(x_row + ks)
-    else:
-        x = tl.load(x_row + ks, mask=ks < K, other=0.0)
-    if NORM:
-        x = (x.to(tl.float32) * inv_rms * scale).to(x_row.dtype.element_ty)
-    return x
 
 
 @triton.jit
@@ -141,7 +118,7 @@ def _gemv_kernel(
     scale = 1.0
     inv_rms = 1.0
     if NORM:
-        scale = _scale_tile(norm_ptr, cols, K, BLOCK_K)
+        scale = scale_tile(norm_ptr, cols, K, BLOCK_K)
     if HAS_BIAS:
         bias = tl.load(b_ptr + rows_safe).to(tl.float32)
     wait_for_previous_kernel(PDL)
@@ -153,7 +130,7 @@ def _gemv_kernel(
         all_k = tl.arange(0, K_PAD)
         row = tl.load(x_row + all_k, mask=all_k < K, other=0.0).to(tl.float32)
         inv_rms = tl.rsqrt(tl.sum(row * row, axis=0) / K + eps)
-    x = _x_tile(x_row, scale, cols, inv_rms, K, BLOCK_K, NORM)
+    x = x_tile(x_row, scale, cols, inv_rms, K, BLOCK_K, NORM)
     acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     if PRE > 1 and BLOCK_K < K:
         acc += _tile_product(w1, x_row, norm_ptr, BLOCK_K + cols, inv_rms, K, BLOCK_K, NORM)

@@ -28,6 +28,30 @@ def normed_row(x_row, scale_ptr, eps, out_dtype: tl.constexpr, H: tl.constexpr,
     return (x * inv * scale).to(out_dtype)
 
 
+@triton.jit
+def scale_tile(norm_ptr, ks, K: tl.constexpr, BLOCK_K: tl.constexpr):
+    """[BLOCK_K] of the RMSNorm scale at columns ks (masked past K)."""
+    if K % BLOCK_K == 0:
+        return tl.load(norm_ptr + ks)
+    else:
+        return tl.load(norm_ptr + ks, mask=ks < K, other=0.0)
+
+
+@triton.jit
+def x_tile(x_row, scale, ks, inv_rms, K: tl.constexpr, BLOCK_K: tl.constexpr,
+           NORM: tl.constexpr):  # fmt: skip
+    """[BLOCK_K] of the activation row at columns ks (masked past K), normed by `scale`
+    (`scale_tile`) and rounded to its dtype like this kernel when NORM: the GEMVs' x (gemv.py,
+    compact_bf16.py), whose norm lives in their prologue."""
+    if K % BLOCK_K == 0:  # noqa: SIM108 (a constexpr branch)
+        x = tl.load(x_row + ks)
+    else:
+        x = tl.load(x_row + ks, mask=ks < K, other=0.0)
+    if NORM:
+        x = (x.to(tl.float32) * inv_rms * scale).to(x_row.dtype.element_ty)
+    return x
+
+
 def norm_warps(block: int) -> int:
     return 8 if block >= 2048 else 4
 
