@@ -2,8 +2,10 @@
 
     PYTHONPATH=$PWD python benchmarks/decode_standins.py [--contexts 1024,32768] [--model 120b]
 
-Random weights built on the GPU (no checkpoint), a cache of 131,072 positions as the app
-allocates, greedy decoding of 129 tokens after a prompt of each context length, best of 2. Each
+Random weights built on the GPU (no checkpoint) and prepared as the loader does on an 80 GB GPU
+(tiled experts, the greedy screen, the compact projections and unembedding), a cache of 131,072
+positions as the app allocates, greedy decoding of 129 tokens after a prompt of each context
+length, best of 2. Each
 variant swaps some kernels for stand-ins that keep the real launch's grid, warps and PDL points
 (and, for the expert GEMVs, read exactly the same codes and scales) but do none of its work:
 
@@ -46,7 +48,7 @@ from gptoss_chat.kernels import build_ops, moe_decode, rope_attention_decode, ro
 from gptoss_chat.kernels.common import let_next_kernel_start, wait_for_previous_kernel  # noqa: E402
 from gptoss_chat.kernels.router import select_expert  # noqa: E402
 from gptoss_chat.model.config import GPT_OSS_20B, GPT_OSS_120B  # noqa: E402
-from gptoss_chat.model.generator import LocalGenerator  # noqa: E402
+from gptoss_chat.model.generator import LocalGenerator, compact_weights  # noqa: E402
 from gptoss_chat.model.kv_cache import KVCache  # noqa: E402
 from gptoss_chat.model.ops import TORCH_OPS  # noqa: E402
 from gptoss_chat.model.transformer import Transformer  # noqa: E402
@@ -262,9 +264,12 @@ def main() -> None:
     contexts = [int(n) for n in args.contexts.split(",")]
     weights = random_weights_on_gpu(config)
     weights = replace(weights, embedding=weights.embedding.cuda())  # as the loader on an H100
-    prepare = build_ops(TORCH_OPS, torch.device("cuda")).prepare_experts
+    table = build_ops(TORCH_OPS, torch.device("cuda"))
     for layer in weights.layers:  # the Triton table's expert layout, as load_generator does
-        layer.experts = prepare(layer.experts)
+        layer.experts = table.prepare_experts(layer.experts)
+    # and, as it does on a GPU with room for them, the greedy screen and the compact copies
+    weights.unembedding_screen = table.prepare_unembedding(weights.unembedding)
+    compact_weights(weights, table)
     context = max(131072 if args.model == "20b" else 65536, max(contexts) + 512)
     cache = KVCache(config, context, torch.device("cuda"))
     greedy = SamplingOptions(temperature=0, max_tokens=129)
