@@ -20,7 +20,9 @@ against transformers. `--impl ours4k`: decode after 1k and 3k prompts with a 4,0
 context (a small KV cache). Prompts are random token ids (random weights make any text
 meaningless). Decode figures are greedy unless they say otherwise: greedy steps go through the
 unembedding's int8 screen when the loader built one (`"screen": true` on the context line;
-GPTOSS_SCREEN=0 turns it off), sampled ones through the full unembedding.
+GPTOSS_SCREEN=0 turns it off), sampled ones through the full unembedding; both read the
+attention projections (and sampled ones the unembedding) from their 12-bit lossless copies when
+the loader built them (`"compact": true`; GPTOSS_COMPACT=0 turns them off).
 """
 
 from __future__ import annotations
