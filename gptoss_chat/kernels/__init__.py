@@ -78,13 +78,7 @@ def prepare_linear(weight: torch.Tensor) -> torch.Tensor | PreparedLinear:
     not compact (`compact` returns None), or when the GPU has no room left for the copy."""
     from gptoss_chat.kernels.compact_bf16 import compact
 
-    if _switched_off(COMPACT_ENV) or not weight.is_cuda or weight.dtype != torch.bfloat16:
-        return weight
-    try:
-        return compact(weight) or weight
-    except torch.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        return weight
+    return _built_on_gpu(COMPACT_ENV, weight, lambda w: compact(w) or w, otherwise=weight)
 
 
 def prepare_unembedding(weight: torch.Tensor) -> object | None:
@@ -93,13 +87,20 @@ def prepare_unembedding(weight: torch.Tensor) -> object | None:
     for it (greedy decoding then reads the whole unembedding, as before)."""
     from gptoss_chat.kernels.unembedding_screen import build_screen
 
-    if _switched_off(SCREEN_ENV) or not weight.is_cuda or weight.dtype != torch.bfloat16:
-        return None
+    return _built_on_gpu(SCREEN_ENV, weight, build_screen, otherwise=None)
+
+
+def _built_on_gpu(env: str, weight: torch.Tensor, build: Callable[[torch.Tensor], Any],
+                  otherwise: Any) -> Any:  # fmt: skip
+    """build(weight) for a bf16 weight on a GPU unless `env` switches it off; `otherwise` then,
+    elsewhere, and when building runs out of GPU memory (the aid is extra memory, never needed)."""
+    if _switched_off(env) or not weight.is_cuda or weight.dtype != torch.bfloat16:
+        return otherwise
     try:
-        return build_screen(weight)
+        return build(weight)
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()
-        return None
+        return otherwise
 
 
 def greedy_into(

@@ -71,10 +71,14 @@ class CompactLinear(PreparedLinear):
         return sum(t.numel() * t.element_size() for t in parts)
 
 
+def _e7_by_offset(base: int) -> list[int]:
+    """The e7 each offset 0..7 codes: 0, then base + 1 .. base + 7."""
+    return [0] + [base + offset for offset in range(1, WINDOW + 1)]
+
+
 def _lut(base: int) -> tuple[int, int]:
-    """e7 by offset 0..7 (0, then base + 1 .. base + 7) as two words of bytes: the byte
-    permute's table."""
-    e7 = [0] + [base + offset for offset in range(1, WINDOW + 1)]
+    """`_e7_by_offset` as two words of bytes: the byte permute's table."""
+    e7 = _e7_by_offset(base)
     pack = lambda four: sum(v << (8 * i) for i, v in enumerate(four))  # noqa: E731
     return _signed(pack(e7[:4])), _signed(pack(e7[4:]))
 
@@ -197,7 +201,7 @@ def decompress(c: CompactLinear) -> torch.Tensor:
     n, words = c.low.shape
     low = c.low.to(torch.int64) & 0xFFFFFFFF
     pair = (c.codes.contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF)[..., None]
-    lut = torch.tensor([0] + [c.base + o for o in range(1, WINDOW + 1)], device=low.device)
+    lut = torch.tensor(_e7_by_offset(c.base), device=low.device)
     quarters = []
     for j in range(4):
         offset = torch.cat([pair >> (4 * j), pair >> (16 + 4 * j)], dim=-1) & 7
