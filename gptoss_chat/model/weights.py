@@ -14,7 +14,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,24 +79,26 @@ class ModelWeights:
     20b size), which the logits of decode-sized rows are computed from, or None."""
 
     def nbytes(self, device_type: str | None = None) -> int:
-        """Bytes of all weights, or of those on devices of `device_type` ("cuda", "cpu")."""
-        tensors = [self.embedding, self.norm, self.unembedding]
-        if self.unembedding_screen is not None:
-            tensors += list(vars(self.unembedding_screen).values())
-        if self.unembedding_compact is not None:  # (its dense weight is the unembedding)
-            tensors += [
-                t for t in vars(self.unembedding_compact).values() if t is not self.unembedding
-            ]
-        for layer in self.layers:
-            tensors += [*vars(layer).values(), *vars(layer.experts).values()]
-            for prepared in (layer.qkv_weight, layer.out_weight):  # their dense weight is in
-                if isinstance(prepared, PreparedLinear):  # `dense`, their own tensors beside it
-                    tensors += list(vars(prepared).values())
+        """Bytes of all weights, or of those on devices of `device_type` ("cuda", "cpu"): every
+        tensor held here, in the layers, their experts and what the kernels prepared (a
+        prepared weight keeps its dense one: each tensor counts once)."""
+        tensors = {id(t): t for t in _tensors_in(vars(self).values())}
         return sum(
             t.numel() * t.element_size()
-            for t in tensors
-            if isinstance(t, torch.Tensor) and device_type in (None, t.device.type)
+            for t in tensors.values()
+            if device_type in (None, t.device.type)
         )
+
+
+def _tensors_in(values: Iterable[object]) -> Iterator[torch.Tensor]:
+    """The tensors among `values`, in lists of them and in the fields of objects among them."""
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, list):
+            yield from _tensors_in(value)
+        elif hasattr(value, "__dict__"):
+            yield from _tensors_in(vars(value).values())
 
 
 def find_checkpoint(model_dir: str | os.PathLike[str]) -> CheckpointInfo:
