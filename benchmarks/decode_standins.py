@@ -48,7 +48,7 @@ from gptoss_chat.kernels import build_ops, moe_decode, rope_attention_decode, ro
 from gptoss_chat.kernels.common import let_next_kernel_start, wait_for_previous_kernel  # noqa: E402
 from gptoss_chat.kernels.router import select_expert  # noqa: E402
 from gptoss_chat.model.config import GPT_OSS_20B, GPT_OSS_120B  # noqa: E402
-from gptoss_chat.model.generator import LocalGenerator, compact_weights  # noqa: E402
+from gptoss_chat.model.generator import LocalGenerator, add_decoding_aids  # noqa: E402
 from gptoss_chat.model.kv_cache import KVCache  # noqa: E402
 from gptoss_chat.model.ops import TORCH_OPS  # noqa: E402
 from gptoss_chat.model.transformer import Transformer  # noqa: E402
@@ -265,12 +265,10 @@ def main() -> None:
     weights = random_weights_on_gpu(config)
     weights = replace(weights, embedding=weights.embedding.cuda())  # as the loader on an H100
     table = build_ops(TORCH_OPS, torch.device("cuda"))
-    for layer in weights.layers:  # the Triton table's expert layout, as load_generator does
-        layer.experts = table.prepare_experts(layer.experts)
-    # and, as it does on a GPU with room for them, the greedy screen and the compact copies
-    weights.unembedding_screen = table.prepare_unembedding(weights.unembedding)
-    compact_weights(weights, table)
+    for layer in weights.layers:  # the Triton table's expert layout, as load_generator does,
+        layer.experts = table.prepare_experts(layer.experts)  # and the aids that fit
     context = max(131072 if args.model == "20b" else 65536, max(contexts) + 512)
+    add_decoding_aids(weights, table, config, torch.device("cuda"), False, context)
     cache = KVCache(config, context, torch.device("cuda"))
     greedy = SamplingOptions(temperature=0, max_tokens=129)
     for variant in args.variants.split(","):

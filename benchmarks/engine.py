@@ -99,6 +99,13 @@ def _run(gen, prompt: list[int], max_tokens: int, consumer_us: float = 0.0, samp
     return tokens, gen.last_stats
 
 
+def _aids(weights) -> dict[str, bool]:
+    """Which decoding aids the weights carry (`generator.add_decoding_aids`), for the report."""
+    return dict(screen=weights.unembedding_screen is not None,
+                compact=not isinstance(weights.layers[0].qkv_weight, torch.Tensor),
+                compact_unembedding=weights.unembedding_compact is not None)  # fmt: skip
+
+
 def worker_ours(root: Path, quick: bool) -> None:
     from gptoss_chat.model.generator import load_generator
 
@@ -108,9 +115,7 @@ def worker_ours(root: Path, quick: bool) -> None:
     emit("ours", "load_seconds", round(time.perf_counter() - started, 2))
     weights = gen.model.weights
     emit("ours", "context", gen.context_length, kv_cache_gib=round(gen.cache.nbytes / 2**30, 2),
-         screen=weights.unembedding_screen is not None,
-         compact=not isinstance(weights.layers[0].qkv_weight, torch.Tensor),
-         compact_unembedding=weights.unembedding_compact is not None)  # fmt: skip
+         **_aids(weights))  # fmt: skip
     emit("ours", "peak_gib_after_load", peak_gib())
     gen.prefill_chunk = min(8192, gen.cache.max_step)
     _run(gen, prompt_ids(2048, 1), 4)  # compile, autotune, capture the decode graph
@@ -327,9 +332,7 @@ def worker_ours120b(root: Path) -> None:
     from gptoss_chat.model.generator import (
         TRITON_WORKSPACE_BYTES,
         LocalGenerator,
-        compact_bytes,
-        compact_weights,
-        screen_bytes,
+        add_decoding_aids,
     )
     from gptoss_chat.model.kv_cache import KVCache, cache_bytes
     from gptoss_chat.model.ops import TORCH_OPS
@@ -338,33 +341,24 @@ def worker_ours120b(root: Path) -> None:
     del root
     started = time.perf_counter()
     weights = random_weights_on_gpu(GPT_OSS_120B)
-    context = 65536
-    cache = KVCache(GPT_OSS_120B, context, torch.device("cuda"))
+    device = torch.device("cuda")
     # The loader's rule (`generator.embedding_fits_on_device`): the weights (60.8 GiB here) and
     # the full 131k-token cache leave room on an 80 GB GPU, so the table goes there too.
     free, _ = torch.cuda.mem_get_info()
-    full_cache = cache_bytes(GPT_OSS_120B, GPT_OSS_120B.max_context_length) - cache.nbytes
+    full_cache = cache_bytes(GPT_OSS_120B, GPT_OSS_120B.max_context_length)
     if free >= weights.embedding.nbytes + full_cache + TRITON_WORKSPACE_BYTES:
         weights.embedding = weights.embedding.cuda()
-    ops = build_ops(TORCH_OPS, torch.device("cuda"))
-    for layer in weights.layers:  # as load_generator does: the table's expert layout
-        layer.experts = ops.prepare_experts(layer.experts)
-    free, _ = torch.cuda.mem_get_info()  # and its rule for the greedy screen (`screen_fits`)
-    screen = screen_bytes(GPT_OSS_120B)
-    if weights.embedding.is_cuda and free >= full_cache + TRITON_WORKSPACE_BYTES + screen:
-        weights.unembedding_screen = ops.prepare_unembedding(weights.unembedding)
-    free, _ = torch.cuda.mem_get_info()  # and for the compact copies (`compact_fits`)
-    compact = compact_bytes(GPT_OSS_120B)
-    if weights.embedding.is_cuda and free >= full_cache + TRITON_WORKSPACE_BYTES + compact:
-        compact_weights(weights, ops)
+    ops = build_ops(TORCH_OPS, device)
+    for layer in weights.layers:  # as load_generator does: the table's expert layout, and the
+        layer.experts = ops.prepare_experts(layer.experts)  # screen and compact copies that fit
+    add_decoding_aids(weights, ops, GPT_OSS_120B, device, not weights.embedding.is_cuda, None)
+    context = 65536
+    cache = KVCache(GPT_OSS_120B, context, device)
     model = Transformer(GPT_OSS_120B, weights, ops, context)
     gen = LocalGenerator(model, cache, name="120b")
     emit("ours120b", "build_seconds", round(time.perf_counter() - started, 1),
          weight_gib=round(weights.nbytes() / 2**30, 2), context=context,
-         embedding=weights.embedding.device.type,
-         screen=weights.unembedding_screen is not None,
-         compact=not isinstance(weights.layers[0].qkv_weight, torch.Tensor),
-         compact_unembedding=weights.unembedding_compact is not None)  # fmt: skip
+         embedding=weights.embedding.device.type, **_aids(weights))  # fmt: skip
     _run(gen, prompt_ids(1024, 1), 4)
     stats = _decode_after(gen, "ours120b", 1024)
     emit("ours120b", "prefill_seconds", round(stats.time_to_first_token, 4), prompt=1024)

@@ -327,40 +327,56 @@ def embedding_fits_on_device(info: CheckpointInfo, free_bytes: int) -> bool:
 
 
 def screen_fits(
-    info: CheckpointInfo, device: torch.device, embedding_on_host: bool, context: int | None
+    config: ModelConfig, device: torch.device, embedding_on_host: bool, context: int | None
 ) -> bool:
     """Whether the unembedding's greedy screen (`Ops.prepare_unembedding`: about V x H bytes,
     0.58 GB at 20b size) may take GPU memory (`aid_fits`)."""
-    return aid_fits(info, device, embedding_on_host, context, screen_bytes(info.config))
+    return aid_fits(config, device, embedding_on_host, context, screen_bytes(config))
 
 
 def compact_fits(
-    info: CheckpointInfo, device: torch.device, embedding_on_host: bool, context: int | None
+    config: ModelConfig, device: torch.device, embedding_on_host: bool, context: int | None
 ) -> bool:
     """Whether the compact copies of the attention projections and the unembedding
     (`compact_weights`: 12 bits a weight beside the dense bf16, 1.83 GB at 20b size, 2.3 GB at
-    120b) may take GPU memory (`aid_fits`; the loader builds the screen first)."""
-    return aid_fits(info, device, embedding_on_host, context, compact_bytes(info.config))
+    120b) may take GPU memory (`aid_fits`; the screen is built first)."""
+    return aid_fits(config, device, embedding_on_host, context, compact_bytes(config))
 
 
 def aid_fits(
-    info: CheckpointInfo,
+    config: ModelConfig,
     device: torch.device,
     embedding_on_host: bool,
     context: int | None,
     aid_bytes: int,
 ) -> bool:
     """Whether a decoding aid (the screen, the compact copies) of `aid_bytes` may take GPU
-    memory: only when the embedding table stayed on the device (a card too small for the table
-    has none to spare) and the free memory still holds the aid, the KV cache of the context
-    asked for (the full one by default) and the workspace. The context comes first."""
+    memory, asked before the KV cache is allocated: only when the embedding table stayed on the
+    device (a card too small for the table has none to spare) and the free memory still holds
+    the aid, the KV cache of the context asked for (the full one by default) and the workspace.
+    The context comes first."""
     if device.type != "cuda":
         return True
     if embedding_on_host:
         return False
-    c = info.config
-    needed = cache_bytes(c, context or c.max_context_length) + TRITON_WORKSPACE_BYTES
+    needed = cache_bytes(config, context or config.max_context_length) + TRITON_WORKSPACE_BYTES
     return free_memory(device) >= needed + aid_bytes
+
+
+def add_decoding_aids(
+    weights: ModelWeights,
+    ops: Ops,
+    config: ModelConfig,
+    device: torch.device,
+    embedding_on_host: bool,
+    context: int | None,
+) -> None:
+    """What the loader adds to loaded weights when they fit (`screen_fits`, `compact_fits`):
+    greedy decoding's screen of the unembedding, then the compact copies (`compact_weights`)."""
+    if screen_fits(config, device, embedding_on_host, context):
+        weights.unembedding_screen = ops.prepare_unembedding(weights.unembedding)
+    if compact_fits(config, device, embedding_on_host, context):
+        compact_weights(weights, ops)
 
 
 def compact_bytes(config: ModelConfig) -> int:
@@ -437,10 +453,7 @@ def load_generator(
     weights = load_weights(info, device, progress, dtype=dtype, embedding_on_host=embedding_on_host)
     for layer in weights.layers:
         layer.experts = ops.prepare_experts(layer.experts)
-    if screen_fits(info, device, embedding_on_host, context):
-        weights.unembedding_screen = ops.prepare_unembedding(weights.unembedding)
-    if compact_fits(info, device, embedding_on_host, context):
-        compact_weights(weights, ops)
+    add_decoding_aids(weights, ops, info.config, device, embedding_on_host, context)
     if device.type == "cuda":  # the layouts prepare_experts replaced leave cached blocks behind
         torch.cuda.empty_cache()
     triton = device.type == "cuda" and ops.name == "triton"

@@ -100,23 +100,20 @@ def test_embedding_stays_on_a_gpu_only_when_weights_and_full_context_fit(tmp_pat
     assert not embedding_fits_on_device(info, needed + TRITON_WORKSPACE_BYTES - 1)
 
 
-def test_decoding_aids_take_gpu_memory_only_after_the_context(tmp_path, monkeypatch) -> None:
+def test_decoding_aids_take_gpu_memory_only_after_the_context(monkeypatch) -> None:
     """The screen and the compact copies (`aid_fits`): never with the table on the host, and
     only when the free memory holds them beside the KV cache of the context and the workspace;
     a CPU table builds whatever it likes (its hooks return nothing)."""
     from gptoss_chat.model import generator
     from gptoss_chat.model.config import GPT_OSS_20B
-    from gptoss_chat.model.layout import Layout
-    from gptoss_chat.model.weights import CheckpointInfo
 
-    info = CheckpointInfo(Layout.ORIGINAL, tmp_path, GPT_OSS_20B, ())
     cuda = torch.device("cuda")
     cache = cache_bytes(GPT_OSS_20B, 8192) + generator.TRITON_WORKSPACE_BYTES
     compact = generator.compact_bytes(GPT_OSS_20B)
     assert 1.8e9 < compact < 1.9e9  # 12 bits a weight of the projections and the unembedding
     monkeypatch.setattr(generator, "free_memory", lambda device: cache + compact)
-    assert generator.compact_fits(info, cuda, False, 8192)
-    assert not generator.compact_fits(info, cuda, True, 8192)  # the 16 GB-card setup
-    assert not generator.compact_fits(info, cuda, False, 16384)  # the context comes first
-    assert generator.screen_fits(info, cuda, False, 8192)  # the screen is smaller
-    assert generator.compact_fits(info, torch.device("cpu"), True, None)
+    assert generator.compact_fits(GPT_OSS_20B, cuda, False, 8192)
+    assert not generator.compact_fits(GPT_OSS_20B, cuda, True, 8192)  # the 16 GB-card setup
+    assert not generator.compact_fits(GPT_OSS_20B, cuda, False, 16384)  # the context comes first
+    assert generator.screen_fits(GPT_OSS_20B, cuda, False, 8192)  # the screen is smaller
+    assert generator.compact_fits(GPT_OSS_20B, torch.device("cpu"), True, None)
